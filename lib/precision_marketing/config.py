@@ -1,0 +1,244 @@
+"""Layered, typed configuration: conf/base.yaml < conf/<env>.yaml < --set key=value.
+
+Config is data: every job reads the same typed tree, and a typo or a wrong type fails at load
+time with the dotted path of the bad key instead of deep inside a Spark job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+CONF_DIR_ENV = "PM_CONF_DIR"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that does not fit the schema."""
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str = "local[*]"
+    app_name: str = "precision-marketing"
+    log_level: str = "WARN"
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    # Required: every path the suite touches derives from these (no defaults on purpose).
+    landing: str
+    warehouse: str
+    # Planted answers of the synthetic generator; the pipeline never reads it.
+    ground_truth: str
+
+
+@dataclass(frozen=True)
+class PiiConfig:
+    salt_env: str = "PM_PII_SALT"
+    # Only for the local demo: used when salt_env is unset, with a warning.
+    dev_salt: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    customers: int = 10_000
+    days: int = 120
+    seed: int = 42
+    defect_rate: float = 0.01
+    crm_exports: int = 3
+    transaction_files: int = 4
+    event_files: int = 4
+
+
+@dataclass(frozen=True)
+class RowCountChange:
+    max_drop: float = 0.9
+    max_growth: float = 50.0
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    expectations_dir: str = "expectations"
+    row_count_change: RowCountChange = field(default_factory=RowCountChange)
+    data_docs: bool = True
+    # GE's result sample size per expectation (values shown in results and Data Docs).
+    sample_size: int = 20
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    steps: list[str] = field(default_factory=lambda: ["ingest", "validate", "silver"])
+
+
+@dataclass(frozen=True)
+class Config:
+    env: str
+    storage: StorageConfig
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    pii: PiiConfig = field(default_factory=PiiConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    conf_dir: str = ""
+
+    def pii_salt(self) -> str:
+        """The salt for pseudonymous keys: from the environment, never from a file in prod."""
+        salt = os.environ.get(self.pii.salt_env)
+        if salt:
+            return salt
+        if self.pii.dev_salt:
+            return self.pii.dev_salt
+        raise ConfigError(
+            f"environment variable {self.pii.salt_env} is not set: it holds the PII salt "
+            f"(env '{self.env}' has no development salt)"
+        )
+
+    def expectations_path(self) -> Path:
+        path = Path(self.quality.expectations_dir)
+        return path if path.is_absolute() else Path(self.conf_dir) / path
+
+
+def find_conf_dir() -> Path:
+    """conf/ from $PM_CONF_DIR, ./conf (YARN cluster mode ships it there), or the checkout."""
+    candidates = [os.environ.get(CONF_DIR_ENV), "conf", Path(__file__).parents[2] / "conf"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "base.yaml").is_file():
+            return Path(candidate).resolve()
+    raise ConfigError(f"no conf/base.yaml found; set {CONF_DIR_ENV} to the conf directory")
+
+
+def load_config(
+    env: str = "local", overrides: list[str] | None = None, conf_dir: Path | None = None
+) -> Config:
+    conf_dir = conf_dir or find_conf_dir()
+    merged = _read_yaml(conf_dir / "base.yaml")
+    env_file = conf_dir / f"{env}.yaml"
+    if not env_file.is_file():
+        known = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem not in {"base"})
+        raise ConfigError(f"unknown env '{env}': no {env_file} (known: {', '.join(known)})")
+    merged = deep_merge(merged, _read_yaml(env_file))
+    for override in overrides or []:
+        merged = deep_merge(merged, parse_override(override))
+    merged["env"] = env
+    merged["conf_dir"] = str(conf_dir)
+    return from_dict(Config, merged)
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """'a.b.c=value' -> {'a': {'b': {'c': value}}}, the value parsed as YAML (so 3 is an int)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key=value, got '{text}'")
+    value: Any = yaml.safe_load(raw) if raw.strip() else ""
+    # Keep Spark conf keys with dots intact: spark.conf.<spark key>=value.
+    parts = key.strip().split(".")
+    if parts[:2] == ["spark", "conf"] and len(parts) > 2:
+        parts = [*parts[:2], ".".join(parts[2:])]
+    nested: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        nested = {part: nested}
+    return nested
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data
+
+
+T = typing.TypeVar("T")
+
+
+def from_dict(cls: type[T], data: Any, path: str = "") -> T:
+    """Builds dataclass `cls` from plain data, naming the dotted key of any mismatch."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(
+            f"unknown key '{where}{unknown[0]}' (allowed under {path or 'the top level'}: "
+            f"{', '.join(sorted(fields))})"
+        )
+    values = {}
+    for name, f in fields.items():
+        key_path = f"{path}.{name}" if path else name
+        if name in data:
+            values[name] = _coerce(hints[name], data[name], key_path)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing required key '{key_path}'")
+    return cls(**values)
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _coerce(option, value, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0])
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)  # type: ignore[arg-type]
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise ConfigError(f"'{path}': {value!r} is not one of {list(get_args(tp))}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"'{path}': expected a list, got {value!r}")
+        (item_type,) = get_args(tp)
+        return [_coerce(item_type, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{path}': expected a mapping, got {value!r}")
+        _, value_type = get_args(tp)
+        return {str(k): _coerce(value_type, v, f"{path}.{k}") for k, v in value.items()}
+    if tp is str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"'{path}': expected a string, got {value!r}")
+        return str(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{path}': expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{path}': expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"'{path}': expected a number, got {value!r}")
+        return float(value)
+    if tp is Any:
+        return value
+    raise ConfigError(f"'{path}': unsupported config type {tp}")

@@ -1,0 +1,52 @@
+"""Typed views of bronze rows, shared by validation (rules are stated on typed columns) and silver.
+
+Parsing uses the try_* functions: under Spark's ANSI mode a plain cast of a bad value fails the
+whole job, while here a bad value becomes null and a validation rule names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+
+def parse_timestamp(text: Column) -> Column:
+    """ISO-8601 with an offset (2026-03-05T14:22:31.123+01:00) -> a UTC-normalized timestamp."""
+    return F.try_to_timestamp(text)
+
+
+def parse_date(text: Column) -> Column:
+    return F.try_to_date(text, "yyyy-MM-dd")
+
+
+def typed_events(bronze: DataFrame) -> DataFrame:
+    event_ts = parse_timestamp(F.col("event_time"))
+    return bronze.withColumns({"event_ts": event_ts, "event_date": F.to_date(event_ts)})
+
+
+def typed_crm(bronze: DataFrame) -> DataFrame:
+    return bronze.withColumns(
+        {
+            "birth_dt": parse_date(F.col("birth_date")),
+            "signup_dt": parse_date(F.col("signup_date")),
+            "updated_ts": parse_timestamp(F.col("updated_at")),
+        }
+    )
+
+
+def typed_transactions(bronze: DataFrame) -> DataFrame:
+    return bronze.withColumns({"order_ts": parse_timestamp(F.col("order_time"))})
+
+
+def typed_catalog(bronze: DataFrame) -> DataFrame:
+    return bronze.withColumns({"updated_ts": parse_timestamp(F.col("updated_at"))})
+
+
+TYPED: dict[str, Callable[[DataFrame], DataFrame]] = {
+    "events": typed_events,
+    "crm": typed_crm,
+    "transactions": typed_transactions,
+    "catalog": typed_catalog,
+}

@@ -1,0 +1,123 @@
+"""The raw data contract: what each landing source holds (docs/data-contract.md explains it).
+
+Bronze keeps these columns as they arrived (timestamps and dates as text, so an unparseable value
+is kept and quarantined rather than silently turned into null at read time); typing happens in
+`precision_marketing.conform`, shared by validation and silver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql.types import (
+    BooleanType,
+    DoubleType,
+    IntegerType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+
+def _schema(*fields: tuple[str, object]) -> StructType:
+    return StructType([StructField(name, dtype, True) for name, dtype in fields])  # type: ignore[arg-type]
+
+
+EVENT_TYPES = (
+    "page_view",
+    "product_view",
+    "search",
+    "add_to_cart",
+    "remove_from_cart",
+    "purchase",
+    "campaign_click",
+    "email_open",
+)
+PLATFORMS = ("web", "ios", "android")
+ORDER_STATUSES = ("completed", "refunded", "cancelled")
+LOYALTY_TIERS = ("none", "silver", "gold", "platinum")
+GENDERS = ("F", "M", "X")
+CURRENCIES = ("EUR",)
+SALES_CHANNELS = ("web", "app", "store")
+CONSENT_CHANNELS = ("email", "sms", "push")
+
+EVENTS = _schema(
+    ("event_id", StringType()),
+    ("device_id", StringType()),
+    ("customer_id", StringType()),
+    ("session_id", StringType()),
+    ("event_type", StringType()),
+    ("item_id", StringType()),
+    ("category", StringType()),
+    ("price", DoubleType()),
+    ("search_query", StringType()),
+    ("event_time", StringType()),
+    ("platform", StringType()),
+    ("utm_source", StringType()),
+    ("utm_medium", StringType()),
+    ("utm_campaign", StringType()),
+)
+
+CRM = _schema(
+    ("customer_id", StringType()),
+    ("email", StringType()),
+    ("phone", StringType()),
+    ("first_name", StringType()),
+    ("last_name", StringType()),
+    ("birth_date", StringType()),
+    ("gender", StringType()),
+    ("city", StringType()),
+    ("region", StringType()),
+    ("signup_date", StringType()),
+    ("loyalty_tier", StringType()),
+    ("consent_email", BooleanType()),
+    ("consent_sms", BooleanType()),
+    ("consent_push", BooleanType()),
+    ("updated_at", StringType()),
+)
+
+TRANSACTIONS = _schema(
+    ("order_id", StringType()),
+    ("line_no", IntegerType()),
+    ("customer_id", StringType()),
+    ("item_id", StringType()),
+    ("quantity", IntegerType()),
+    ("unit_price", DoubleType()),
+    ("discount", DoubleType()),
+    ("currency", StringType()),
+    ("order_time", StringType()),
+    ("channel", StringType()),
+    ("store_id", StringType()),
+    ("status", StringType()),
+)
+
+CATALOG = _schema(
+    ("item_id", StringType()),
+    ("title", StringType()),
+    ("category", StringType()),
+    ("brand", StringType()),
+    ("price", DoubleType()),
+    ("active", BooleanType()),
+    ("updated_at", StringType()),
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One landing source: its folder under storage.landing, file format and raw schema."""
+
+    name: str
+    folder: str
+    fmt: str  # "jsonl" or "csv"
+    schema: StructType
+
+
+SOURCES: dict[str, Source] = {
+    s.name: s
+    for s in (
+        Source("events", "events", "jsonl", EVENTS),
+        Source("crm", "crm", "csv", CRM),
+        Source("transactions", "transactions", "csv", TRANSACTIONS),
+        Source("catalog", "catalog", "csv", CATALOG),
+    )
+}

@@ -1,0 +1,313 @@
+"""validate: each bronze table's new batches against its suite -> quarantine, results, Data Docs.
+
+Severities: `warn` is recorded; `quarantine` moves the rows that break it to quarantine/<table>
+with the names of every rule they broke (the other rows go on to silver); `fail` stops the run.
+On a `fail`, only ops/validation_results is written (so the failure is on record): no quarantine,
+and no table's validated mark moves, so silver cannot pick the batch up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    BooleanType,
+    DateType,
+    DoubleType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from precision_marketing.conform import TYPED
+from precision_marketing.contracts import SOURCES
+from precision_marketing.ingest.read import bronze_schema
+from precision_marketing.io import tables, watermarks
+from precision_marketing.io.tables import Layer
+from precision_marketing.quality import suites
+from precision_marketing.quality.expectations import Outcome, Validator
+from precision_marketing.quality.suites import Rule, Severity, Suite
+from precision_marketing.runtime import DataQualityError, JobContext, step
+
+log = logging.getLogger(__name__)
+
+# Reference tables are validated first, so their keys are known to the tables that point at them.
+VALIDATION_ORDER = ("catalog", "crm", "transactions", "events")
+
+RESULTS_SCHEMA = StructType(
+    [
+        StructField("run_id", StringType(), False),
+        StructField("run_date", DateType(), False),
+        StructField("validated_at", TimestampType(), False),
+        StructField("table", StringType(), False),
+        StructField("batch_from", LongType(), False),
+        StructField("batch_to", LongType(), False),
+        StructField("rule", StringType(), False),
+        StructField("expectation", StringType(), False),
+        StructField("severity", StringType(), False),
+        StructField("success", BooleanType(), False),
+        StructField("element_count", LongType(), True),
+        StructField("unexpected_count", LongType(), True),
+        StructField("unexpected_percent", DoubleType(), True),
+        StructField("observed_value", StringType(), True),
+        StructField("sample", StringType(), True),
+        StructField("rows_broken", LongType(), True),
+        StructField("error", StringType(), True),
+        StructField("table_status", StringType(), False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class TableValidation:
+    table: str
+    rules: list[Rule]
+    batch_from: int
+    batch_to: int
+    rows: int
+    outcomes: list[Outcome]
+    rows_broken: dict[str, int]
+    quarantined: DataFrame
+    quarantined_rows: int
+    failures: list[str]
+
+    @property
+    def status(self) -> str:
+        if self.failures:
+            return "failed"
+        if self.quarantined_rows:
+            return "quarantined"
+        if not all(o.success for o in self.outcomes):
+            return "warned"
+        return "passed"
+
+
+def run(ctx: JobContext) -> None:
+    config = ctx.config
+    docs_dir = _docs_dir(ctx) if config.quality.data_docs else None
+    validator = Validator(docs_dir, config.quality.sample_size)
+    params = suites.run_params(ctx.run_date, ctx.started_at)
+    lookups = {name: _bronze(ctx, name) for name in SOURCES}
+
+    validations: list[TableValidation] = []
+    cached: list[DataFrame] = []
+    try:
+        for table in VALIDATION_ORDER:
+            suite = suites.load_suite(config.expectations_path(), table)
+            with step(log, f"validate {table}") as s:
+                validation = _validate_table(ctx, validator, suite, params, lookups, cached)
+                if validation is None:
+                    s.rows(new_batches=0)
+                    continue
+                validations.append(validation)
+                s.rows(
+                    rows=validation.rows,
+                    quarantined=validation.quarantined_rows,
+                    failed_rules=len(validation.failures),
+                )
+        if validations:
+            _record_results(ctx, validations)
+        failures = [f for v in validations for f in v.failures]
+        if not failures:
+            for validation in validations:
+                _quarantine(ctx, validation)
+        if docs_dir and validations:
+            log.info("data docs: %s", validator.build_docs())
+        if failures:
+            raise DataQualityError("; ".join(failures))
+    finally:
+        for df in cached:
+            df.unpersist()
+
+
+def _docs_dir(ctx: JobContext) -> str | None:
+    path = tables.reports_path(ctx.config, "validate", ctx.run_id, "data_docs")
+    if path.startswith("/") or path.startswith("file:"):
+        return path.removeprefix("file:")
+    log.warning("data docs are written to local disk only; skipped for %s", path)
+    return None
+
+
+def _bronze(ctx: JobContext, table: str) -> DataFrame:
+    """The bronze table, or no rows before its source's first file has landed."""
+    path = tables.table_path(ctx.config, Layer.BRONZE, table)
+    return tables.read_or_empty(ctx.spark, path, bronze_schema(SOURCES[table]))
+
+
+def _validate_table(
+    ctx: JobContext,
+    validator: Validator,
+    suite: Suite,
+    params: dict[str, str],
+    lookups: dict[str, DataFrame],
+    cached: list[DataFrame],
+) -> TableValidation | None:
+    spark, config = ctx.spark, ctx.config
+    done = watermarks.get(spark, config, "validate", suite.table)
+    bronze = lookups[suite.table]
+    latest = bronze.agg(F.max("_batch_no")).first()[0] or 0  # type: ignore[index]
+    if latest <= done:
+        return None
+    batch = bronze.where(F.col("_batch_no").between(done + 1, latest))
+    rules = [_with_previous_count(ctx, suite.table, r) for r in suite.expectations]
+    suite = dataclasses.replace(suite, expectations=rules)
+    # One flag column per row-level rule, computed once on the cached batch and shared by the
+    # counts, the quarantine split and (as extra columns it ignores) Great Expectations.
+    row_rules = {f"_broken_{i}": r for i, r in enumerate(r for r in rules if r.is_row_level)}
+    typed = (
+        suites.with_reference_flags(TYPED[suite.table](batch), suite, lookups)
+        .withColumns({flag: suites.violation(r, params) for flag, r in row_rules.items()})
+        .cache()
+    )
+    cached.append(typed)
+    outcomes = validator.validate(suite, typed, params)
+
+    quarantine_flags = {f: r for f, r in row_rules.items() if r.level is Severity.QUARANTINE}
+    quarantine_any = suites.any_true([F.col(flag) for flag in quarantine_flags])
+    counts_row = typed.select(
+        F.count(F.lit(1)).alias("_rows"),
+        F.sum(quarantine_any.cast("long")).alias("_quarantined"),
+        *[F.sum(F.col(flag).cast("long")).alias(flag) for flag in row_rules],
+    ).first()
+    assert counts_row is not None
+    rows_broken = {r.rule: int(counts_row[flag] or 0) for flag, r in row_rules.items()}
+    _check_agreement(suite.table, outcomes, rows_broken)
+
+    failed_rules = F.filter(
+        F.array(*[F.when(F.col(flag), F.lit(r.rule)) for flag, r in quarantine_flags.items()]),
+        lambda name: name.isNotNull(),
+    )
+    quarantined = typed.where(quarantine_any).select(
+        *bronze.columns,
+        failed_rules.alias("_failed_rules"),
+        F.lit(ctx.run_id).alias("_validation_run_id"),
+        F.current_timestamp().alias("_quarantined_at"),
+    )
+    by_rule = {o.rule: o for o in outcomes}
+    failures = [
+        _failure_message(suite.table, r, by_rule[r.rule], rows_broken.get(r.rule))
+        for r in suite.rules(Severity.FAIL)
+        if not by_rule[r.rule].success
+    ]
+    return TableValidation(
+        table=suite.table,
+        rules=rules,
+        batch_from=done + 1,
+        batch_to=latest,
+        rows=int(counts_row["_rows"]),
+        outcomes=outcomes,
+        rows_broken=rows_broken,
+        quarantined=quarantined,
+        quarantined_rows=int(counts_row["_quarantined"] or 0),
+        failures=failures,
+    )
+
+
+def _with_previous_count(ctx: JobContext, table: str, rule: Rule) -> Rule:
+    """Row-count rules compare with the last validated batch's row count (none: no bounds)."""
+    if not rule.compare_to_previous_run:
+        return rule
+    change = ctx.config.quality.row_count_change
+    previous = _previous_row_count(ctx, table)
+    kwargs = dict(rule.kwargs)
+    if previous is not None:
+        kwargs["min_value"] = math.floor(previous * (1 - change.max_drop))
+        kwargs["max_value"] = math.ceil(previous * (1 + change.max_growth))
+    else:
+        kwargs["min_value"] = 0
+    return dataclasses.replace(rule, kwargs=kwargs)
+
+
+def _previous_row_count(ctx: JobContext, table: str) -> int | None:
+    path = tables.table_path(ctx.config, Layer.OPS, "validation_results")
+    if not tables.is_delta(ctx.spark, path):
+        return None
+    row = (
+        tables.read(ctx.spark, path)
+        .where(
+            (F.col("table") == table)
+            & (F.col("expectation") == "expect_table_row_count_to_be_between")
+            & (F.col("table_status") != "failed")
+        )
+        .orderBy(F.col("batch_to").desc(), F.col("validated_at").desc())
+        .select("observed_value")
+        .first()
+    )
+    return int(float(row[0])) if row and row[0] is not None else None
+
+
+def _check_agreement(table: str, outcomes: list[Outcome], rows_broken: dict[str, int]) -> None:
+    for outcome in outcomes:
+        ours = rows_broken.get(outcome.rule)
+        if ours is not None and outcome.unexpected_count not in (None, ours):
+            log.warning(
+                "%s.%s: Great Expectations counted %d unexpected rows, the quarantine predicate %d",
+                table,
+                outcome.rule,
+                outcome.unexpected_count,
+                ours,
+            )
+
+
+def _failure_message(table: str, rule: Rule, outcome: Outcome, broken: int | None) -> str:
+    if outcome.error:
+        detail = f"error: {outcome.error}"
+    elif broken is not None:
+        detail = f"{broken} of {outcome.element_count} rows unexpected"
+    else:
+        detail = f"observed {outcome.observed_value}"
+    return f"table '{table}' expectation '{rule.rule}' ({rule.expectation}) failed: {detail}"
+
+
+def _record_results(ctx: JobContext, validations: list[TableValidation]) -> None:
+    now = datetime.now(UTC)
+    rows = []
+    for v in validations:
+        rules = {r.rule: r for r in v.rules}
+        for o in v.outcomes:
+            rule = rules[o.rule]
+            rows.append(
+                (
+                    ctx.run_id,
+                    ctx.run_date,
+                    now,
+                    v.table,
+                    v.batch_from,
+                    v.batch_to,
+                    o.rule,
+                    rule.expectation,
+                    rule.severity,
+                    o.success,
+                    o.element_count,
+                    o.unexpected_count,
+                    o.unexpected_percent,
+                    o.observed_value,
+                    o.sample,
+                    v.rows_broken.get(o.rule),
+                    o.error,
+                    v.status,
+                )
+            )
+    path = tables.table_path(ctx.config, Layer.OPS, "validation_results")
+    tables.append(ctx.spark.createDataFrame(rows, RESULTS_SCHEMA), path)
+
+
+def _quarantine(ctx: JobContext, validation: TableValidation) -> None:
+    """Quarantine rows (idempotently per batch range), then advance the validated mark."""
+    if validation.quarantined_rows:
+        tables.append(
+            validation.quarantined,
+            tables.table_path(ctx.config, Layer.QUARANTINE, validation.table),
+            txn=(f"validate/{validation.table}", validation.batch_to),
+        )
+    watermarks.advance(
+        ctx.spark, ctx.config, "validate", validation.table, validation.batch_to, ctx.run_id
+    )

@@ -1,0 +1,217 @@
+"""Expectation suites as data (conf/expectations/<table>.yaml) and the row predicates behind them.
+
+Great Expectations reports counts and samples per expectation, not which rows failed. To split a
+batch into good and quarantined rows, each row-level expectation is also turned into a Spark
+predicate here, from the very same rule, so GE's unexpected_count and the quarantine agree (the
+validate job records both and flags any disagreement).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from functools import reduce
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from precision_marketing.config import ConfigError, from_dict
+
+CORRUPT_COLUMN = "_corrupt_record"
+WELL_FORMED = f"{CORRUPT_COLUMN} IS NULL"
+
+
+class Severity(StrEnum):
+    WARN = "warn"
+    QUARANTINE = "quarantine"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A flag column, true when `column` is null or found in bronze `table`.`key`."""
+
+    column: str
+    table: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    rule: str
+    expectation: str
+    severity: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    # Spark SQL condition: the rule looks only at rows where it holds.
+    row_condition: str | None = None
+    # Fill min/max of a row-count expectation from the previous batch's count.
+    compare_to_previous_run: bool = False
+
+    @property
+    def level(self) -> Severity:
+        return Severity(self.severity)
+
+    @property
+    def is_row_level(self) -> bool:
+        return self.expectation in ROW_PREDICATES
+
+    @property
+    def checks_well_formedness(self) -> bool:
+        return self.kwargs.get("column") == CORRUPT_COLUMN
+
+    def effective_row_condition(self) -> str | None:
+        """Rows whose raw text did not parse break only the well-formedness rule."""
+        if self.checks_well_formedness or not self.is_row_level:
+            return self.row_condition
+        if self.row_condition:
+            return f"({WELL_FORMED}) AND ({self.row_condition})"
+        return WELL_FORMED
+
+
+@dataclass(frozen=True)
+class Suite:
+    table: str
+    expectations: list[Rule]
+    references: dict[str, Reference] = field(default_factory=dict)
+
+    def rules(self, severity: Severity) -> list[Rule]:
+        return [r for r in self.expectations if r.level is severity]
+
+
+def load_suite(directory: Path, table: str) -> Suite:
+    path = directory / f"{table}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no expectation suite for table '{table}' at {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        suite = from_dict(Suite, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    _check(suite, path)
+    return suite
+
+
+def _check(suite: Suite, path: Path) -> None:
+    names = [r.rule for r in suite.expectations]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"{path}: rule '{duplicates[0]}' is defined twice")
+    for rule in suite.expectations:
+        where = f"{path}: rule '{rule.rule}'"
+        if rule.severity not in Severity.__members__.values():
+            raise ConfigError(f"{where}: severity must be warn, quarantine or fail")
+        if rule.level is Severity.QUARANTINE and not rule.is_row_level:
+            raise ConfigError(
+                f"{where}: only row-level expectations ({', '.join(sorted(ROW_PREDICATES))}) "
+                "can quarantine rows"
+            )
+        if rule.level is Severity.QUARANTINE and rule.expectation in WHOLE_BATCH_PREDICATES:
+            raise ConfigError(f"{where}: {rule.expectation} would quarantine every copy")
+    if not any(
+        r.checks_well_formedness and r.level is not Severity.WARN for r in suite.expectations
+    ):
+        raise ConfigError(
+            f"{path}: a quarantine or fail rule on {CORRUPT_COLUMN} is required, so rows "
+            "that did not parse can never reach silver"
+        )
+
+
+def resolve(value: Any, params: dict[str, str]) -> Any:
+    """Fills ${name} placeholders (run_date, run_started_at) in rule arguments."""
+    if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
+        name = value[2:-1]
+        if name not in params:
+            raise ConfigError(f"unknown placeholder {value} (known: {', '.join(sorted(params))})")
+        return params[name]
+    if isinstance(value, list):
+        return [resolve(v, params) for v in value]
+    return value
+
+
+def run_params(run_date: date, run_started_at: datetime) -> dict[str, str]:
+    return {
+        "run_date": run_date.isoformat(),
+        "run_started_at": run_started_at.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def _bound(value: Any) -> Column:
+    return F.lit(value)
+
+
+def _between(column: Column, kwargs: dict[str, Any]) -> Column:
+    too_low = F.lit(False)
+    too_high = F.lit(False)
+    if kwargs.get("min_value") is not None:
+        low = _bound(kwargs["min_value"])
+        too_low = column <= low if kwargs.get("strict_min") else column < low
+    if kwargs.get("max_value") is not None:
+        high = _bound(kwargs["max_value"])
+        too_high = column >= high if kwargs.get("strict_max") else column > high
+    return column.isNotNull() & (too_low | too_high)
+
+
+def _unique(column: Column, kwargs: dict[str, Any]) -> Column:
+    from pyspark.sql import Window
+
+    return column.isNotNull() & (F.count(F.lit(1)).over(Window.partitionBy(column)) > 1)
+
+
+# expectation -> (column, kwargs) -> "this row violates it". Null handling mirrors GE: only
+# not_be_null counts nulls as unexpected.
+ROW_PREDICATES: dict[str, Any] = {
+    "expect_column_values_to_not_be_null": lambda c, kw: c.isNull(),
+    "expect_column_values_to_be_null": lambda c, kw: c.isNotNull(),
+    "expect_column_values_to_be_in_set": lambda c, kw: (
+        c.isNotNull() & ~c.isin(list(kw["value_set"]))
+    ),
+    "expect_column_values_to_not_be_in_set": lambda c, kw: (
+        c.isNotNull() & c.isin(list(kw["value_set"]))
+    ),
+    "expect_column_values_to_be_between": _between,
+    "expect_column_values_to_match_regex": lambda c, kw: c.isNotNull() & ~c.rlike(kw["regex"]),
+    "expect_column_values_to_not_match_regex": lambda c, kw: c.isNotNull() & c.rlike(kw["regex"]),
+    "expect_column_value_lengths_to_be_between": lambda c, kw: _between(F.length(c), kw),
+    "expect_column_values_to_be_unique": _unique,
+}
+# Predicates that look across rows: fine to count, not to quarantine by.
+WHOLE_BATCH_PREDICATES = {"expect_column_values_to_be_unique"}
+
+
+def violation(rule: Rule, params: dict[str, str]) -> Column:
+    """True where a row breaks `rule` (row-level rules only)."""
+    kwargs = {k: resolve(v, params) for k, v in rule.kwargs.items()}
+    broken: Column = ROW_PREDICATES[rule.expectation](F.col(kwargs["column"]), kwargs)
+    condition = rule.effective_row_condition()
+    if condition:
+        broken = F.expr(condition) & broken
+    return F.coalesce(broken, F.lit(False))
+
+
+def with_reference_flags(df: DataFrame, suite: Suite, lookups: dict[str, DataFrame]) -> DataFrame:
+    """Adds one boolean column per suite reference (e.g. customer_known) via a left join."""
+    for flag, ref in suite.references.items():
+        keys = (
+            lookups[ref.table]
+            .select(F.col(ref.key).alias(f"_{flag}_key"))
+            .where(F.col(f"_{flag}_key").isNotNull())
+            .distinct()
+        )
+        df = (
+            df.join(keys, F.col(ref.column) == F.col(f"_{flag}_key"), "left")
+            .withColumn(flag, F.col(ref.column).isNull() | F.col(f"_{flag}_key").isNotNull())
+            .drop(f"_{flag}_key")
+        )
+    return df
+
+
+def any_true(columns: list[Column]) -> Column:
+    return reduce(Column.__or__, columns, F.lit(False))

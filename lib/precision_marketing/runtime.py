@@ -1,0 +1,57 @@
+"""What every job shares at run time: the run's identity and step logging with rows and seconds."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from precision_marketing.config import Config
+
+
+class DataQualityError(RuntimeError):
+    """A `fail`-severity expectation did not hold: the run stops before writing downstream."""
+
+
+@dataclass
+class JobContext:
+    spark: SparkSession
+    config: Config
+    run_date: date
+    run_id: str
+    started_at: datetime
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def new_run_id(job: str, now: datetime) -> str:
+    return f"{job}_{now.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Step:
+    name: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def rows(self, **counts: int) -> None:
+        self.counts.update(counts)
+
+
+@contextmanager
+def step(log: logging.Logger, name: str) -> Iterator[Step]:
+    """Logs one line per step: its name, the row counts it reports and the seconds it took."""
+    current = Step(name)
+    started = time.perf_counter()
+    try:
+        yield current
+    except Exception:
+        log.error("step %s failed after %.1fs", name, time.perf_counter() - started)
+        raise
+    counts = " ".join(f"{k}={v}" for k, v in current.counts.items())
+    log.info("step %-28s %s %.1fs", name, counts, time.perf_counter() - started)

@@ -1,0 +1,73 @@
+"""The one SparkSession factory: every job and every test gets its session here."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from precision_marketing.config import Config
+
+log = logging.getLogger(__name__)
+
+JARS_DIR_ENV = "PM_JARS_DIR"
+
+# Delta is not optional: every table of the suite is a Delta table.
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def launched_by_spark_submit() -> bool:
+    """spark-submit starts the JVM (with --master, --jars, --conf) and hands pyspark a port."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def delta_jars() -> list[str]:
+    """The Delta JARs scripts/setup.sh resolved from Maven Central into .jars/."""
+    jars_dir = Path(os.environ.get(JARS_DIR_ENV) or Path(__file__).parents[2] / ".jars")
+    jars = sorted(str(p) for p in jars_dir.glob("*.jar"))
+    if not jars:
+        raise RuntimeError(
+            f"no Delta JARs in {jars_dir}: run scripts/setup.sh (or set {JARS_DIR_ENV})"
+        )
+    return jars
+
+
+def driver_java_options(config: Config) -> str:
+    """Quiet Spark's startup INFO lines with conf/log4j2.properties (if present)."""
+    log4j = Path(config.conf_dir) / "log4j2.properties"
+    extra = config.spark.conf.get("spark.driver.extraJavaOptions", "")
+    if log4j.is_file():
+        extra = f"-Dlog4j2.configurationFile=file:{log4j} {extra}".strip()
+    return extra
+
+
+def session_conf(config: Config) -> dict[str, str]:
+    """Spark conf from config plus what the suite always needs (Delta, the log config)."""
+    conf = {**config.spark.conf, **DELTA_CONF}
+    java_options = driver_java_options(config)
+    if java_options:
+        conf["spark.driver.extraJavaOptions"] = java_options
+    return conf
+
+
+def build_session(config: Config, app_name: str | None = None) -> SparkSession:
+    builder = SparkSession.builder.appName(app_name or config.spark.app_name)
+    for key, value in session_conf(config).items():
+        builder = builder.config(key, value)
+    if not launched_by_spark_submit():
+        # Under spark-submit the master and the JARs come from its command line instead.
+        builder = builder.master(config.spark.master).config("spark.jars", ",".join(delta_jars()))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(config.spark.log_level)
+    log.info(
+        "spark %s master=%s app=%s",
+        spark.version,
+        spark.sparkContext.master,
+        spark.sparkContext.appName,
+    )
+    return spark

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# ./spark-submit.sh <job> [--env local|yarn|...] [--run-date YYYY-MM-DD] [--set key=value]... [job options]
+# Runs jobs/<job>.py through the pinned pyspark's spark-submit, shipping the package (--py-files),
+# conf/ (--archives, on clusters) and the Delta JARs (--jars). Exits with the job's exit code.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+if [[ $# -lt 1 || "$1" == -* ]]; then
+  echo "usage: $0 <job> [--env ENV] [--run-date YYYY-MM-DD] [--set key=value]... [options]" >&2
+  echo "jobs: $(cd "$root/jobs" && ls *.py | sed 's/\.py$//' | tr '\n' ' ')" >&2
+  exit 2
+fi
+job="$1"; shift
+if [[ ! -f "$root/jobs/$job.py" ]]; then
+  echo "$0: no job '$job' (jobs: $(cd "$root/jobs" && ls *.py | sed 's/\.py$//' | tr '\n' ' '))" >&2
+  exit 2
+fi
+
+bash "$root/scripts/setup.sh"
+python="$root/.venv/bin/python"
+export PM_CONF_DIR="${PM_CONF_DIR:-$root/conf}"
+export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$python}"
+export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$python}"
+
+submit_args="$("$python" -m precision_marketing.submit "$job" "$@")" || exit 2
+mapfile -t args <<< "$submit_args"
+exec "$root/.venv/bin/spark-submit" "${args[@]}" "$root/jobs/$job.py" "$@"

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: sets up on first use, then runs the whole pytest suite in local-mode Spark.
+# Extra arguments go to pytest (e.g. ./test.sh -k silver -x).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+bash "$root/scripts/setup.sh"
+cd "$root"
+exec .venv/bin/python -m pytest "$@"
