@@ -49,6 +49,9 @@ STAGES: dict[str, Stage] = {
     "ingest": Stage("precision_marketing.ingest.job"),
     "validate": Stage("precision_marketing.quality.job"),
     "silver": Stage("precision_marketing.silver.job"),
+    "features": Stage("precision_marketing.features.job"),
+    "segment": Stage("precision_marketing.segments.job"),
+    "recommend": Stage("precision_marketing.recommend.job"),
     "pipeline": Stage("precision_marketing.pipeline"),
 }
 

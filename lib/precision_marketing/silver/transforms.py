@@ -70,7 +70,20 @@ def silver_customers(typed: DataFrame, salt: str, as_of: date) -> DataFrame:
     latest = latest_per_key(
         typed, ["customer_id"], [F.col("updated_ts").desc(), F.col("_record_id").desc()]
     )
-    return latest.select(
+    return customer_attributes(latest, salt, as_of)
+
+
+def silver_customer_history(typed: DataFrame, salt: str, as_of: date) -> DataFrame:
+    """Every CRM version of a customer (one per updated_at), for point-in-time features."""
+    versions = latest_per_key(
+        typed, ["customer_id", "updated_ts"], [F.col("_batch_no").desc(), F.col("_record_id")]
+    )
+    return customer_attributes(versions, salt, as_of)
+
+
+def customer_attributes(typed: DataFrame, salt: str, as_of: date) -> DataFrame:
+    """The pseudonymized, coarse view of CRM rows that silver keeps."""
+    return typed.select(
         "customer_id",
         pseudonym(normalize_email(F.col("email")), salt).alias("email_hash"),
         pseudonym(normalize_phone(F.col("phone")), salt).alias("phone_hash"),
