@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from precision_marketing.config import Config, load_config
-from precision_marketing.spark import build_session
 from pyspark.sql import SparkSession
 
+from precision_marketing.spark import build_session
+from tests.support import RUN_DATE, make_config, run_stage
 
-def make_config(tmp: Path, *overrides: str) -> Config:
-    """The test env with storage under `tmp`, plus any overrides."""
-    return load_config(
-        "test",
-        [
-            f"storage.landing={tmp}/landing",
-            f"storage.warehouse={tmp}/warehouse",
-            f"storage.ground_truth={tmp}/ground_truth",
-            *overrides,
-        ],
-    )
+__all__ = ["RUN_DATE", "make_config", "run_stage", "spark"]
 
 
 @pytest.fixture(scope="session")

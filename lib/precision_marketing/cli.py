@@ -84,6 +84,8 @@ def configure_logging() -> None:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+        # pyspark may have set up a handler on stdout already; job logs belong on stderr.
+        force=True,
     )
     for noisy in ("py4j", "great_expectations", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

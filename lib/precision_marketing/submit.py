@@ -7,7 +7,10 @@ known before the JVM starts, which a SparkSession builder inside the job is too 
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -21,16 +24,34 @@ ROOT = Path(__file__).resolve().parents[2]
 def build_archives(out: Path) -> tuple[Path, Path]:
     """lib/ as a zip for --py-files (executors need no checkout) and conf/ for --archives."""
     out.mkdir(parents=True, exist_ok=True)
-    package = _zip(out / "precision_marketing.zip", ROOT / "lib", "precision_marketing")
-    conf = _zip(out / "conf.zip", ROOT / "conf", ".")
+    package = _zip(out, "precision_marketing", ROOT / "lib", "precision_marketing")
+    conf = _zip(out, "conf", ROOT / "conf", ".")
     return package, conf
 
 
-def _zip(target: Path, base: Path, folder: str) -> Path:
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted((base / folder).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                archive.write(path, path.relative_to(base))
+def _zip(out: Path, name: str, base: Path, folder: str) -> Path:
+    """A zip named by its content, written atomically.
+
+    Jobs started side by side (Airflow runs several) must never see each other's half-written
+    archive: Python's zipimport re-reads the file while the job runs.
+    """
+    files = sorted(
+        p for p in (base / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(base)).encode())
+        digest.update(path.read_bytes())
+    target = out / f"{name}-{digest.hexdigest()[:16]}.zip"
+    if target.exists():
+        return target
+    with (
+        tempfile.NamedTemporaryFile(dir=out, suffix=".tmp", delete=False) as tmp,
+        zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive,
+    ):
+        for path in files:
+            archive.write(path, path.relative_to(base))
+    os.replace(tmp.name, target)
     return target
 
 

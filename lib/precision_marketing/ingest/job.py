@@ -45,8 +45,12 @@ BATCH_METADATA_PREFIX = "ingest-batch:"
 
 
 def run(ctx: JobContext) -> None:
-    for source in SOURCES.values():
-        ingest_source(ctx, source)
+    written = [tables.table_path(ctx.config, Layer.OPS, "ingest_ledger")] + [
+        tables.table_path(ctx.config, Layer.BRONZE, name) for name in SOURCES
+    ]
+    with tables.restored_on_failure(ctx.spark, written):
+        for source in SOURCES.values():
+            ingest_source(ctx, source)
 
 
 def ingest_source(ctx: JobContext, source: Source) -> None:

@@ -77,6 +77,16 @@ def write_text(spark: SparkSession, uri: str, text: str) -> None:
         stream.close()
 
 
+def write_bytes(spark: SparkSession, uri: str, data: bytes) -> None:
+    """Writes a small binary file (a report's PNG chart) on any Hadoop file system."""
+    fs, path = _fs_and_path(spark, uri)
+    stream = fs.create(path, True)
+    try:
+        stream.write(bytearray(data))
+    finally:
+        stream.close()
+
+
 def delete(spark: SparkSession, uri: str) -> None:
     fs, path = _fs_and_path(spark, uri)
     if fs.exists(path):

@@ -28,16 +28,16 @@ SCHEMA = StructType(
 )
 
 
-def _path(config: Config) -> str:
+def path(config: Config) -> str:
     return tables.table_path(config, Layer.OPS, "watermarks")
 
 
 def get(spark: SparkSession, config: Config, stage: str, table: str) -> int:
-    path = _path(config)
-    if not tables.is_delta(spark, path):
+    table_path = path(config)
+    if not tables.is_delta(spark, table_path):
         return 0
     row = (
-        tables.read(spark, path)
+        tables.read(spark, table_path)
         .where((F.col("stage") == stage) & (F.col("table") == table))
         .select("batch_no")
         .first()
@@ -49,4 +49,4 @@ def advance(
     spark: SparkSession, config: Config, stage: str, table: str, batch_no: int, run_id: str
 ) -> None:
     row = spark.createDataFrame([(stage, table, batch_no, run_id, datetime.now(UTC))], SCHEMA)
-    tables.upsert(spark, row, _path(config), keys=["stage", "table"])
+    tables.upsert(spark, row, path(config), keys=["stage", "table"])

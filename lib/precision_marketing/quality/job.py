@@ -117,8 +117,13 @@ def run(ctx: JobContext) -> None:
             _record_results(ctx, validations)
         failures = [f for v in validations for f in v.failures]
         if not failures:
-            for validation in validations:
-                _quarantine(ctx, validation)
+            # Results stay on record whatever happens; quarantine and marks move together.
+            written = [watermarks.path(config)] + [
+                tables.table_path(config, Layer.QUARANTINE, v.table) for v in validations
+            ]
+            with tables.restored_on_failure(ctx.spark, written):
+                for validation in validations:
+                    _quarantine(ctx, validation)
         if docs_dir and validations:
             log.info("data docs: %s", validator.build_docs())
         if failures:

@@ -81,8 +81,12 @@ SILVER_TABLES = (
 
 
 def run(ctx: JobContext) -> None:
-    for table in SILVER_TABLES:
-        build_silver_table(ctx, table)
+    written = [watermarks.path(ctx.config)] + [
+        tables.table_path(ctx.config, Layer.SILVER, t.name) for t in SILVER_TABLES
+    ]
+    with tables.restored_on_failure(ctx.spark, written):
+        for table in SILVER_TABLES:
+            build_silver_table(ctx, table)
 
 
 def build_silver_table(ctx: JobContext, table: SilverTable) -> None:

@@ -1,0 +1,132 @@
+"""Quality gates: a `fail` rule stops the run and leaves downstream as it was; bad suites."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from precision_marketing.config import ConfigError
+from precision_marketing.io import tables, watermarks
+from precision_marketing.io.tables import Layer
+from precision_marketing.quality.suites import load_suite
+from precision_marketing.runtime import DataQualityError
+from tests.support import make_config, run_stage
+from tests.tiny_landing import write_tiny_landing
+
+CONF_EXPECTATIONS = Path(__file__).parents[1] / "conf" / "expectations"
+
+
+def suites_with(tmp: Path, table: str, rule: str, **changes: object) -> Path:
+    """A copy of conf/expectations with one rule of one suite changed."""
+    target = tmp / "expectations"
+    shutil.copytree(CONF_EXPECTATIONS, target)
+    path = target / f"{table}.yaml"
+    suite = yaml.safe_load(path.read_text())
+    for expectation in suite["expectations"]:
+        if expectation["rule"] == rule:
+            expectation.update(changes)
+    path.write_text(yaml.safe_dump(suite))
+    return target
+
+
+def test_fail_rule_stops_the_run_and_leaves_downstream_unchanged(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    write_tiny_landing(tmp_path / "landing")
+    config = make_config(tmp_path)
+    for stage in ("ingest", "validate", "silver"):
+        run_stage(spark, config, stage)
+    items = tables.table_path(config, Layer.SILVER, "items")
+    quarantine = tables.table_path(config, Layer.QUARANTINE, "catalog")
+    before = (tables.version(spark, items), tables.version(spark, quarantine))
+
+    (tmp_path / "landing" / "catalog" / "catalog-2.csv").write_text(
+        "item_id,title,category,brand,price,active,updated_at\n"
+        "i5,Fine,toys,Kid,9,true,2026-06-10T00:00:00Z\n"
+        "i6,Broken,toys,Kid,-1,true,2026-06-10T00:00:00Z\n"
+    )
+    strict_suites = suites_with(tmp_path, "catalog", "catalog_price_in_range", severity="fail")
+    strict = make_config(tmp_path, f"quality.expectations_dir={strict_suites}")
+    run_stage(spark, strict, "ingest")
+    with pytest.raises(DataQualityError) as failure:
+        run_stage(spark, strict, "validate")
+    assert str(failure.value) == (
+        "table 'catalog' expectation 'catalog_price_in_range' "
+        "(expect_column_values_to_be_between) failed: 1 of 2 rows unexpected"
+    )
+
+    # On record in ops, but nothing downstream moved.
+    results = tables.read(spark, tables.table_path(config, Layer.OPS, "validation_results"))
+    failed = results.where(F.col("table_status") == "failed").select("table", "rule").distinct()
+    assert sorted(map(tuple, failed.where("NOT success").collect())) == [
+        ("catalog", "catalog_price_in_range")
+    ]
+    assert watermarks.get(spark, config, "validate", "catalog") == 1
+    run_stage(spark, strict, "silver")
+    assert (tables.version(spark, items), tables.version(spark, quarantine)) == before
+    assert tables.read(spark, items).where("item_id IN ('i5', 'i6')").count() == 0
+
+
+def test_failed_stage_restores_every_table_it_touched(spark: SparkSession, tmp_path: Path) -> None:
+    path = str(tmp_path / "t")
+    created = str(tmp_path / "created")
+    tables.append(spark.range(3), path)
+
+    def failing_stage() -> None:
+        with tables.restored_on_failure(spark, [path, created]):
+            tables.append(spark.range(10, 12), path)
+            tables.append(spark.range(1), created)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        failing_stage()
+    assert sorted(r[0] for r in tables.read(spark, path).collect()) == [0, 1, 2]
+    assert not tables.is_delta(spark, created)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"severity": "block"}, "rule 'catalog_price_in_range': severity must be warn"),
+        ({"sevrity": "warn"}, r"unknown key 'expectations\[2\]\.sevrity'"),
+        (
+            {"expectation": "expect_column_values_to_be_unique", "severity": "quarantine"},
+            "would quarantine every copy",
+        ),
+    ],
+)
+def test_bad_suites_are_rejected_naming_the_rule(
+    tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    directory = suites_with(tmp_path, "catalog", "catalog_price_in_range", **change)
+    with pytest.raises(ConfigError, match=message):
+        load_suite(directory, "catalog")
+
+
+def test_suite_without_a_well_formedness_gate_is_rejected(tmp_path: Path) -> None:
+    directory = suites_with(tmp_path, "catalog", "well_formed_record", severity="warn")
+    with pytest.raises(ConfigError, match="rule on _corrupt_record is required"):
+        load_suite(directory, "catalog")
+
+
+def test_a_crashing_silver_run_leaves_every_table_as_it_was(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """silver/events is merged before customers needs the PII salt; without it, all roll back."""
+    write_tiny_landing(tmp_path / "landing")
+    config = make_config(tmp_path)
+    run_stage(spark, config, "ingest")
+    run_stage(spark, config, "validate")
+    monkeypatch.delenv("PM_PII_SALT", raising=False)
+    with pytest.raises(ConfigError, match="PM_PII_SALT is not set"):
+        run_stage(spark, make_config(tmp_path, "pii.dev_salt=null"), "silver")
+
+    assert not tables.is_delta(spark, tables.table_path(config, Layer.SILVER, "events"))
+    assert watermarks.get(spark, config, "silver", "events") == 0
+    run_stage(spark, config, "silver")
+    assert tables.read(spark, tables.table_path(config, Layer.SILVER, "events")).count() == 3
