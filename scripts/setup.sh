@@ -12,23 +12,31 @@ command -v "$python_bin" >/dev/null || python_bin=python3
 command -v java >/dev/null || { echo "setup: Java 17 is required (java not on PATH)" >&2; exit 1; }
 command -v mvn >/dev/null || { echo "setup: Maven is required to resolve the Delta JARs" >&2; exit 1; }
 
-stamp=".venv/.setup-stamp"
-want="$(cat pyproject.toml deps/delta-jars.xml | sha256sum | cut -c1-16)"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -n "$(ls .jars/*.jar 2>/dev/null)" ]]; then
-  exit 0
+# Two independent stamps: a dependency change re-installs the venv without touching the JARs
+# that running Spark JVMs hold open, and the JAR folder is swapped in whole, never emptied.
+venv_stamp=".venv/.setup-stamp"
+venv_want="$(sha256sum pyproject.toml | cut -c1-16)"
+if [[ ! -f "$venv_stamp" || "$(cat "$venv_stamp")" != "$venv_want" ]]; then
+  echo "setup: installing the pinned packages into .venv (first time: about 2 minutes)"
+  [[ -x .venv/bin/python ]] || "$python_bin" -m venv .venv
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  echo "$venv_want" > "$venv_stamp"
 fi
 
-echo "setup: creating .venv and installing pinned packages (first time: about 2 minutes)"
-[[ -x .venv/bin/python ]] || "$python_bin" -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]"
-
-echo "setup: resolving the Delta Lake JARs from Maven Central into .jars/"
-rm -rf .jars
-mvn --batch-mode --quiet -f deps/delta-jars.xml dependency:copy-dependencies \
-  -DincludeGroupIds=io.delta -DexcludeTransitive=false \
-  -DexcludeArtifactIds=delta-kernel-api,delta-kernel-defaults,delta-kernel-unitycatalog \
-  -DoutputDirectory="$root/.jars"
-ls .jars/*.jar >/dev/null
-echo "$want" > "$stamp"
-echo "setup: done ($(ls .jars | tr '\n' ' '))"
+jars_want="$(sha256sum deps/delta-jars.xml | cut -c1-16)"
+if [[ ! -f .jars/.stamp || "$(cat .jars/.stamp)" != "$jars_want" ]]; then
+  echo "setup: resolving the Delta Lake JARs from Maven Central into .jars/"
+  staging="$(mktemp -d "$root/.jars-staging.XXXXXX")"
+  mvn --batch-mode --quiet -f deps/delta-jars.xml dependency:copy-dependencies \
+    -DincludeGroupIds=io.delta \
+    -DexcludeArtifactIds=delta-kernel-api,delta-kernel-defaults,delta-kernel-unitycatalog \
+    -DoutputDirectory="$staging"
+  ls "$staging"/*.jar >/dev/null
+  echo "$jars_want" > "$staging/.stamp"
+  rm -rf .jars.previous
+  [[ -d .jars ]] && mv .jars .jars.previous
+  mv "$staging" .jars
+  rm -rf .jars.previous
+  echo "setup: Delta JARs: $(cd .jars && ls *.jar | tr '\n' ' ')"
+fi

@@ -78,6 +78,95 @@ class PipelineConfig:
     steps: list[str] = field(default_factory=lambda: ["ingest", "validate", "silver"])
 
 
+TOP_CATEGORIES = ["electronics", "home", "fashion", "beauty", "sports", "books", "toys", "grocery"]
+
+
+@dataclass(frozen=True)
+class LdaConfig:
+    topics: int = 6
+    max_iter: int = 20
+    seed: int = 42
+    terms_per_topic: int = 2  # top terms that name a topic ("electronics+Voltix")
+    tags_per_customer: int = 3
+    min_topic_weight: float = 0.2  # a topic becomes a tag only above this share
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    # Fixed, so the affinity columns are the same in every snapshot.
+    top_categories: list[str] = field(default_factory=lambda: list(TOP_CATEGORIES))
+    windows_days: list[int] = field(default_factory=lambda: [30, 90, 365])
+    lda: LdaConfig = field(default_factory=LdaConfig)
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    k: int | None = None  # a fixed k; None chooses k in [k_min, k_max] by silhouette
+    k_min: int = 3
+    k_max: int = 10
+    seed: int = 42
+    max_iter: int = 40
+    # user_features columns the model sees; log_features get log1p (skewed counts, amounts).
+    model_features: list[str] = field(default_factory=list)
+    log_features: list[str] = field(default_factory=list)
+    # "days since" features: nulls (never happened) become this cap, larger values are clipped.
+    days_cap: int = 400
+    profile_features: list[str] = field(default_factory=list)
+    distinguishing_features: int = 3
+    selection_sample: int = 50_000  # rows scored per k by silhouette (a seeded sample above it)
+    pca_sample: int = 3_000  # points in the report's PCA chart
+
+
+@dataclass(frozen=True)
+class AlsGridConfig:
+    """The ALS hyper-parameters tried on the time split (every combination)."""
+
+    rank: list[int] = field(default_factory=lambda: [16, 32])
+    reg_param: list[float] = field(default_factory=lambda: [0.05, 0.2])
+    alpha: list[float] = field(default_factory=lambda: [5.0, 20.0])
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    """FPGrowth thresholds for bought-together rules over order baskets."""
+
+    lookback_days: int = 180
+    min_support: float = 0.001
+    min_confidence: float = 0.05
+    min_lift: float = 1.0
+
+
+@dataclass(frozen=True)
+class RecommendConfig:
+    # Weight per event type; `purchase` weighs order lines (silver knows refunds), so purchase
+    # events from the click stream are not counted twice.
+    event_weights: dict[str, float] = field(
+        default_factory=lambda: {"product_view": 1.0, "add_to_cart": 3.0, "purchase": 5.0}
+    )
+    half_life_days: float = 30.0
+    max_confidence: float = 30.0
+    lookback_days: int = 180
+    top_n: int = 10
+    similar_items: int = 10
+    exclude_bought: bool = True
+    # Extra candidates asked of ALS so excluded (bought) items can be dropped and N remain.
+    candidate_buffer: int = 50
+    popular_days: int = 30  # "recent" for the segment-popular fallback
+    validation_days: int = 14
+    eval_k: list[int] = field(default_factory=lambda: [5, 10, 20])
+    tuning_metric: Literal["ndcgAtK", "precisionAtK", "recallAtK", "meanAveragePrecisionAtK"] = (
+        "ndcgAtK"
+    )
+    grid: AlsGridConfig = field(default_factory=AlsGridConfig)
+    max_iter: int = 10
+    seed: int = 42
+    checkpoint_interval: int = 5
+    num_blocks: int = 0  # ALS user/item blocks; 0 keeps Spark's default
+    tune: bool = True  # False: fit the first grid point without the time-split evaluation
+    example_customers: int = 5
+    rules: RulesConfig = field(default_factory=RulesConfig)
+
+
 @dataclass(frozen=True)
 class Config:
     env: str
@@ -87,6 +176,9 @@ class Config:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
     conf_dir: str = ""
 
     def pii_salt(self) -> str:

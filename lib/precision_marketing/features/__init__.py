@@ -1,0 +1,1 @@
+"""gold/user_features: point-in-time customer features (RFM, behaviour, affinity, interests)."""

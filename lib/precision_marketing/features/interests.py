@@ -1,0 +1,84 @@
+"""Interest tags: LDA topics over each customer's category/brand activity, named by top terms.
+
+The vocabulary is categories plus brands (tens of terms), so topic descriptions are tiny and are
+brought to the driver to name the topics; the per-customer work stays in Spark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.ml.clustering import LDA
+from pyspark.ml.feature import CountVectorizer
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, StringType, StructField, StructType
+
+from precision_marketing.config import LdaConfig
+
+TAGS_SCHEMA = StructType(
+    [
+        StructField("customer_id", StringType(), True),
+        StructField("interest_tags", ArrayType(StringType(), True), True),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Topics:
+    names: list[str]
+    tags: DataFrame  # customer_id, interest_tags
+
+
+def topic_names(described: list[list[str]]) -> list[str]:
+    """'term+term' per topic; a repeated name gets its topic number so every name is unique."""
+    names = ["+".join(terms) for terms in described]
+    return [f"{n}#{i}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+
+def documents(terms: DataFrame) -> DataFrame:
+    """One bag of terms per customer (customer_id, terms): what LDA reads on every iteration."""
+    return terms.groupBy("customer_id").agg(F.sort_array(F.collect_list("term")).alias("terms"))
+
+
+def interest_tags(docs: DataFrame, params: LdaConfig) -> Topics:
+    """Fits LDA (fixed seed) on customer x term counts; tags = the heaviest topics per customer.
+
+    LDA iterates over `docs`: pass a persisted frame.
+    """
+    if docs.isEmpty():
+        return Topics([], docs.sparkSession.createDataFrame([], TAGS_SCHEMA))
+    vectorizer = CountVectorizer(inputCol="terms", outputCol="counts", minDF=1.0).fit(docs)
+    counted = vectorizer.transform(docs).select("customer_id", "counts")
+    lda = LDA(
+        k=params.topics,
+        maxIter=params.max_iter,
+        seed=params.seed,
+        featuresCol="counts",
+        optimizer="online",
+    ).fit(counted)
+    vocab = vectorizer.vocabulary
+    # k rows of a few term indices: bounded by config, safe to collect.
+    described = lda.describeTopics(params.terms_per_topic).orderBy("topic").collect()
+    names = topic_names([[vocab[i] for i in row["termIndices"]] for row in described])
+    weights = vector_to_array(F.col("topicDistribution"))
+    ranked = F.sort_array(
+        F.filter(
+            F.transform(
+                weights,
+                lambda w, i: F.struct(
+                    w.alias("weight"), F.element_at(F.array(*map(F.lit, names)), i + 1).alias("tag")
+                ),
+            ),
+            lambda s: s["weight"] >= params.min_topic_weight,
+        ),
+        asc=False,
+    )
+    tags = lda.transform(counted).select(
+        "customer_id",
+        F.transform(F.slice(ranked, 1, params.tags_per_customer), lambda s: s["tag"]).alias(
+            "interest_tags"
+        ),
+    )
+    return Topics(names, tags)

@@ -1,0 +1,72 @@
+"""features: silver -> gold/user_features, one point-in-time snapshot per as_of_date (run date).
+
+A rerun for the same as_of_date replaces that snapshot's partition and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+
+from precision_marketing.features import interests, transforms
+from precision_marketing.io import tables
+from precision_marketing.io.tables import Layer
+from precision_marketing.runtime import JobContext, step
+
+log = logging.getLogger(__name__)
+
+TABLE = "user_features"
+
+
+def run(ctx: JobContext) -> None:
+    spark, config, as_of = ctx.spark, ctx.config, ctx.run_date
+    params = config.features
+
+    def silver(name: str) -> DataFrame:
+        return tables.read(spark, tables.table_path(config, Layer.SILVER, name))
+
+    items = silver("items")
+    lines = silver("order_lines")
+    cached: list[DataFrame] = []
+
+    def keep(df: DataFrame) -> DataFrame:
+        """Persists a frame that more than one Spark job reads; released at the end."""
+        cached.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        return df
+
+    try:
+        with step(log, "features stitch events") as s:
+            events = keep(transforms.stitch(transforms.events_before(silver("events"), as_of)))
+            s.rows(events=events.count())
+        with step(log, "features interests (LDA)") as s:
+            docs = keep(interests.documents(transforms.activity_terms(events, lines, items, as_of)))
+            topics = interests.interest_tags(docs, params.lda)
+            log.info("interest topics: %s", ", ".join(topics.names))
+            s.rows(documents=docs.count(), topics=len(topics.names))
+        with step(log, "features aggregate") as s:
+            unscored = keep(
+                transforms.assemble(
+                    transforms.customers_as_of(silver("customer_history"), as_of),
+                    transforms.behaviour_features(events, as_of, params.top_categories),
+                    transforms.order_features(
+                        lines, items, as_of, params.windows_days, params.top_categories
+                    ),
+                    topics.tags,
+                    as_of,
+                    params.windows_days,
+                )
+            )
+            s.rows(customers=unscored.count())
+        features = transforms.score_rfm(unscored, params.windows_days)
+        path = tables.table_path(config, Layer.GOLD, TABLE)
+        with step(log, f"features write {TABLE}") as s:
+            tables.replace_where(
+                features, path, f"as_of_date = '{as_of.isoformat()}'", partition_by=["as_of_date"]
+            )
+            commit = tables.last_commit(spark, path)
+            s.rows(rows=commit.rows("numOutputRows"), version=commit.version)
+    finally:
+        for df in cached:
+            df.unpersist()

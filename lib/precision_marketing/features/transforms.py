@@ -1,0 +1,321 @@
+"""Silver -> one point-in-time feature row per customer for a given as_of date.
+
+Every input is cut at `as_of` midnight (UTC) before anything is computed, so an event, order,
+refund or CRM change on or after that instant cannot change the snapshot. Each source is reduced
+by one grouped aggregation with conditional sums (no per-window self-joins, no Python UDFs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from precision_marketing.features.rfm import with_rfm
+from precision_marketing.silver.transforms import latest_per_key
+
+EMAIL_OPEN = "email_open"
+
+
+def as_of_ts(as_of: date) -> Column:
+    """Midnight at the start of `as_of` in the session time zone (UTC in every env)."""
+    return F.lit(as_of).cast("timestamp")
+
+
+def _ratio(num: Column, den: Column) -> Column:
+    """num / den, null when the denominator is zero (a rate of nothing is unknown, not 0)."""
+    return F.when(den > 0, num / den)
+
+
+def _count_if(cond: Column) -> Column:
+    return F.count(F.when(cond, 1))
+
+
+def _days_since(as_of: date, ts: Column) -> Column:
+    return F.datediff(F.lit(as_of), F.to_date(ts))
+
+
+def safe_name(value: str) -> str:
+    """A category as a column suffix: 'home & garden' -> 'home_garden'."""
+    return "_".join("".join(c if c.isalnum() else " " for c in value.lower()).split())
+
+
+def customers_as_of(history: DataFrame, as_of: date) -> DataFrame:
+    """The CRM state each customer had just before `as_of`; not-yet-signed-up ones are dropped."""
+    known = history.where(F.col("updated_at") < as_of_ts(as_of))
+    latest = latest_per_key(known, ["customer_id"], [F.col("updated_at").desc()])
+    current = latest.where(F.col("signup_date").isNull() | (F.col("signup_date") < F.lit(as_of)))
+    return current.select(
+        "customer_id",
+        "age_band",
+        "gender",
+        "region",
+        "signup_date",
+        F.datediff(F.lit(as_of), F.col("signup_date")).alias("tenure_days"),
+        "loyalty_tier",
+        "consent_email",
+        "consent_sms",
+        "consent_push",
+    )
+
+
+def events_before(events: DataFrame, as_of: date) -> DataFrame:
+    # event_date first: it is the partition column, so old partitions are pruned.
+    return events.where(
+        (F.col("event_date") < F.lit(as_of)) & (F.col("event_ts") < as_of_ts(as_of))
+    )
+
+
+def device_owners(events: DataFrame) -> DataFrame:
+    """device_id -> the customer who last logged in on it (ties: the larger customer_id)."""
+    logged_in = events.where(F.col("customer_id").isNotNull() & F.col("device_id").isNotNull())
+    return logged_in.groupBy("device_id").agg(
+        F.max_by("customer_id", F.struct("event_ts", "customer_id")).alias("owner_id")
+    )
+
+
+def stitch(events: DataFrame) -> DataFrame:
+    """Events with anonymous device activity attributed to the device's logged-in customer.
+
+    `events` must already be cut at as_of, so a login after as_of cannot claim earlier activity.
+    Only anonymous events are joined to the device map; unattributable ones are dropped.
+    """
+    owners = device_owners(events)
+    known = events.where(F.col("customer_id").isNotNull())
+    anonymous = (
+        events.where(F.col("customer_id").isNull())
+        .join(owners, "device_id")
+        .withColumn("customer_id", F.col("owner_id"))
+        .drop("owner_id")
+    )
+    return known.unionByName(anonymous)
+
+
+def behaviour_features(
+    events: DataFrame, as_of: date, categories: Sequence[str], recent_days: int = 30
+) -> DataFrame:
+    """Per-customer browsing, funnel, campaign and view-affinity features of stitched events."""
+    et = F.col("event_type")
+    visit = et != EMAIL_OPEN  # a newsletter open is not a visit to the shop
+    recent = F.col("event_date") >= F.date_sub(F.lit(as_of), recent_days)
+    view = et == "product_view"
+    aggs = [
+        F.count_distinct(F.when(visit, F.col("session_id"))).alias("sessions"),
+        F.count_distinct(F.when(visit & recent, F.col("session_id"))).alias(
+            f"sessions_{recent_days}d"
+        ),
+        F.count_distinct(F.when(visit, F.col("event_date"))).alias("active_days"),
+        _count_if(view).alias("product_views"),
+        _count_if(et == "search").alias("searches"),
+        _count_if(et == "add_to_cart").alias("add_to_carts"),
+        _count_if(et == "purchase").alias("purchase_events"),
+        _count_if(et == EMAIL_OPEN).alias("email_opens"),
+        _count_if((et == EMAIL_OPEN) & recent).alias(f"email_opens_{recent_days}d"),
+        _count_if(et == "campaign_click").alias("campaign_clicks"),
+        F.max(F.when(visit, F.col("event_ts"))).alias("_last_visit_ts"),
+        F.min("event_date").alias("_first_seen"),
+        F.mode(F.when(visit, F.col("platform")), deterministic=True).alias("preferred_platform"),
+        F.mode(F.when(visit, F.hour("event_ts")), deterministic=True).alias("preferred_hour"),
+        *(
+            _count_if(view & (F.col("category") == c)).alias(f"_views_{safe_name(c)}")
+            for c in categories
+        ),
+    ]
+    agg = events.groupBy("customer_id").agg(*aggs)
+    observed_days = F.datediff(F.lit(as_of), F.col("_first_seen"))
+    return agg.select(
+        "customer_id",
+        "sessions",
+        f"sessions_{recent_days}d",
+        "active_days",
+        "product_views",
+        "searches",
+        "add_to_carts",
+        "purchase_events",
+        _ratio(F.col("add_to_carts"), F.col("product_views")).alias("view_to_cart_rate"),
+        _ratio(F.col("purchase_events"), F.col("add_to_carts")).alias("cart_to_purchase_rate"),
+        _days_since(as_of, F.col("_last_visit_ts")).alias("days_since_last_visit"),
+        "preferred_platform",
+        "preferred_hour",
+        "email_opens",
+        f"email_opens_{recent_days}d",
+        # Sends are not in the data: opens per 30 days since the customer was first seen.
+        _ratio(F.col("email_opens") * 30.0, observed_days).alias("email_open_rate"),
+        "campaign_clicks",
+        # Share of visits that started from a campaign click.
+        _ratio(F.col("campaign_clicks"), F.col("sessions")).alias("campaign_click_rate"),
+        *(
+            _ratio(F.col(f"_views_{safe_name(c)}"), F.col("product_views")).alias(
+                f"view_share_{safe_name(c)}"
+            )
+            for c in categories
+        ),
+    )
+
+
+def order_features(
+    lines: DataFrame,
+    items: DataFrame,
+    as_of: date,
+    windows: Sequence[int],
+    categories: Sequence[str],
+) -> DataFrame:
+    """Per-customer order counts, spend per window, AOV, discount and refund behaviour.
+
+    Spend is what the customer had paid as known at as_of: cancelled lines count nothing, and a
+    refund counts only if it happened before as_of (silver nets refunds whenever they arrive).
+    """
+    cut = as_of_ts(as_of)
+    before = lines.where((F.col("order_ts") < cut) & F.col("customer_id").isNotNull())
+    with_cat = before.join(F.broadcast(items.select("item_id", "category")), "item_id", "left")
+    active = F.col("status") != "cancelled"
+    refunded_qty = F.when(
+        active & (F.col("refunded_at") < cut), F.col("refunded_quantity")
+    ).otherwise(F.lit(0))
+    amount = F.when(
+        active, F.col("gross_amount") * (F.col("quantity") - refunded_qty) / F.col("quantity")
+    ).otherwise(F.lit(0.0))
+    line_level = with_cat.select(
+        "customer_id",
+        "order_id",
+        "order_ts",
+        "category",
+        active.alias("active"),
+        amount.alias("amount"),
+        F.when(active, F.col("quantity")).otherwise(F.lit(0)).alias("units"),
+        refunded_qty.alias("refunded_units"),
+        (active & (F.col("discount") > 0)).alias("discounted"),
+    )
+    orders = line_level.groupBy("customer_id", "order_id").agg(
+        F.min("order_ts").alias("order_ts"),
+        F.max("active").alias("active"),
+        F.sum("amount").alias("amount"),
+        _count_if(F.col("active")).alias("lines"),
+        F.sum("units").alias("units"),
+        F.sum("refunded_units").alias("refunded_units"),
+        F.max("discounted").alias("discounted"),
+        *(
+            F.sum(F.when(F.col("category") == c, F.col("amount"))).alias(f"_spend_{safe_name(c)}")
+            for c in categories
+        ),
+    )
+    # A fully cancelled order did not happen; a fully refunded one did (with zero spend).
+    placed = orders.where("active")
+    order_date = F.to_date("order_ts")
+    window_aggs: list[Column] = []
+    for w in windows:
+        inside = order_date >= F.date_sub(F.lit(as_of), w)
+        window_aggs += [
+            _count_if(inside).alias(f"orders_{w}d"),
+            F.sum(F.when(inside, F.col("amount")).otherwise(F.lit(0.0))).alias(f"spend_{w}d"),
+        ]
+    agg = placed.groupBy("customer_id").agg(
+        F.max("order_ts").alias("_last_order_ts"),
+        F.min("order_ts").alias("_first_order_ts"),
+        *window_aggs,
+        F.count(F.lit(1)).alias("orders_lifetime"),
+        F.sum("amount").alias("spend_lifetime"),
+        F.sum("lines").alias("_lines"),
+        F.sum("units").alias("_units"),
+        F.sum("refunded_units").alias("_refunded_units"),
+        _count_if(F.col("discounted")).alias("_discounted_orders"),
+        *(F.sum(f"_spend_{safe_name(c)}").alias(f"_spend_{safe_name(c)}") for c in categories),
+    )
+    spend = F.col("spend_lifetime")
+    return agg.select(
+        "customer_id",
+        _days_since(as_of, F.col("_last_order_ts")).alias("days_since_last_order"),
+        _days_since(as_of, F.col("_first_order_ts")).alias("days_since_first_order"),
+        *(F.col(f"orders_{w}d") for w in windows),
+        "orders_lifetime",
+        *(F.round(f"spend_{w}d", 2).alias(f"spend_{w}d") for w in windows),
+        F.round(spend, 2).alias("spend_lifetime"),
+        F.round(spend / F.col("orders_lifetime"), 2).alias("avg_order_value"),
+        (F.col("_lines") / F.col("orders_lifetime")).alias("lines_per_order"),
+        (F.col("_discounted_orders") / F.col("orders_lifetime")).alias("discount_order_share"),
+        _ratio(F.col("_refunded_units"), F.col("_units")).alias("refund_rate"),
+        *(
+            _ratio(F.coalesce(F.col(f"_spend_{safe_name(c)}"), F.lit(0.0)), spend).alias(
+                f"spend_share_{safe_name(c)}"
+            )
+            for c in categories
+        ),
+    )
+
+
+def activity_terms(events: DataFrame, lines: DataFrame, items: DataFrame, as_of: date) -> DataFrame:
+    """(customer_id, term) rows, one per category and brand touch: the LDA input.
+
+    A touch is a product view, add-to-cart or purchase event, or a store purchase (store orders
+    leave no events). `events` are stitched and cut at as_of.
+    """
+    touched = events.where(F.col("event_type").isin("product_view", "add_to_cart", "purchase"))
+    store = lines.where(
+        (F.col("order_ts") < as_of_ts(as_of))
+        & (F.col("channel") == "store")
+        & (F.col("status") != "cancelled")
+        & F.col("customer_id").isNotNull()
+    )
+    both = touched.select("customer_id", "item_id").unionByName(
+        store.select("customer_id", "item_id")
+    )
+    catalog = F.broadcast(items.select("item_id", "category", "brand"))
+    return both.join(catalog, "item_id").select(
+        "customer_id",
+        F.explode(F.array_compact(F.array("category", "brand"))).alias("term"),
+    )
+
+
+def assemble(
+    customers: DataFrame,
+    behaviour: DataFrame,
+    orders: DataFrame,
+    tags: DataFrame,
+    as_of: date,
+    windows: Sequence[int],
+) -> DataFrame:
+    """Joins the per-source aggregates onto the customer base, zero-filling absent activity."""
+    joined = (
+        customers.join(orders, "customer_id", "left")
+        .join(behaviour, "customer_id", "left")
+        .join(tags, "customer_id", "left")
+    )
+    zero_counts = [
+        *(f"orders_{w}d" for w in windows),
+        "orders_lifetime",
+        "sessions",
+        *(c for c in behaviour.columns if c.startswith("sessions_")),
+        "active_days",
+        "product_views",
+        "searches",
+        "add_to_carts",
+        "purchase_events",
+        "email_opens",
+        *(c for c in behaviour.columns if c.startswith("email_opens_")),
+        "campaign_clicks",
+    ]
+    zero_amounts = [*(f"spend_{w}d" for w in windows), "spend_lifetime"]
+    filled = joined.withColumns(
+        {
+            **{c: F.coalesce(F.col(c), F.lit(0)).cast("long") for c in zero_counts},
+            **{c: F.coalesce(F.col(c), F.lit(0.0)) for c in zero_amounts},
+            "interest_tags": F.coalesce(F.col("interest_tags"), F.array().cast("array<string>")),
+        }
+    )
+    return filled.withColumn("as_of_date", F.lit(as_of))
+
+
+def score_rfm(features: DataFrame, windows: Sequence[int]) -> DataFrame:
+    """RFM over the longest window: R = days since last order, F = orders, M = spend.
+
+    It reads `features` twice (quintile cuts, then scores): pass a persisted frame.
+    """
+    return with_rfm(
+        features,
+        "days_since_last_order",
+        f"orders_{max(windows)}d",
+        f"spend_{max(windows)}d",
+        buyer=F.col("orders_lifetime") > 0,
+    )

@@ -1,0 +1,1 @@
+"""Customer segments: KMeans on user_features with stable ids, profiles, names and a report."""

@@ -1,0 +1,371 @@
+"""segment: gold/user_features (as_of snapshot) -> KMeans segments, profiles, migrations, report.
+
+Model version = the as_of date, so a rerun for the same date rebuilds the same version and
+replaces its rows. Segment ids are carried over from the latest earlier version by matching
+centroids (see model.match_clusters); the model and its metadata go to models/segments/<version>/.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date
+from typing import Any
+
+import numpy as np
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    DateType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+from precision_marketing.config import Config, SegmentConfig
+from precision_marketing.io import files, tables
+from precision_marketing.io.tables import Layer
+from precision_marketing.runtime import JobContext, step
+from precision_marketing.segments import model, naming, profiles, report
+
+log = logging.getLogger(__name__)
+
+FEATURES = "user_features"
+SEGMENTS = "segments"
+PROFILES = "segment_profiles"
+MIGRATIONS = "segment_migrations"
+
+PROFILE_SCHEMA = StructType(
+    [
+        StructField("as_of_date", DateType(), False),
+        StructField("model_version", StringType(), False),
+        StructField("segment_id", IntegerType(), False),
+        StructField("segment_name", StringType(), False),
+        StructField("description", StringType(), False),
+        StructField("size", LongType(), False),
+        StructField("share", DoubleType(), False),
+        StructField("feature_means", MapType(StringType(), DoubleType(), True), False),
+        StructField("feature_medians", MapType(StringType(), DoubleType(), True), False),
+        StructField(
+            "distinguishing_features",
+            ArrayType(
+                StructType(
+                    [
+                        StructField("feature", StringType(), False),
+                        StructField("z", DoubleType(), False),
+                    ]
+                ),
+                False,
+            ),
+            False,
+        ),
+    ]
+)
+
+
+def model_version(as_of: date) -> str:
+    return as_of.isoformat()
+
+
+def model_dir(config: Config, version: str) -> str:
+    return f"{tables.warehouse(config)}/models/segments/{version}"
+
+
+def previous_model(spark: SparkSession, config: Config, as_of: date) -> dict[str, Any] | None:
+    """metadata.json of the latest model trained for an earlier as_of date (one small file
+    per version, so reading them on the driver is bounded by the number of retrains)."""
+    root = f"{tables.warehouse(config)}/models/segments"
+    found = {}
+    for f in files.list_files(spark, root):
+        if f.path.endswith("/metadata.json"):
+            version = f.path.rsplit("/", 2)[-2]
+            if version < model_version(as_of):
+                found[version] = f.path
+    if not found:
+        return None
+    text = spark.sparkContext.wholeTextFiles(found[max(found)]).first()[1]
+    return dict(json.loads(text))
+
+
+def _previous(meta: dict[str, Any] | None, features: list[str]) -> model.Previous | None:
+    if meta is None:
+        return None
+    if meta["params"]["model_features"] != features:
+        log.warning("model features changed since %s: ids start afresh", meta["model_version"])
+        return None
+    ordered = sorted(meta["segments"], key=lambda s: s["cluster"])
+    return model.Previous(
+        meta["model_version"],
+        features,
+        np.array([s["center"] for s in ordered]),
+        [s["segment_id"] for s in ordered],
+        [s["name"] for s in ordered],
+    )
+
+
+def _ensure_checkpoint_dir(spark: SparkSession, config: Config) -> None:
+    """Iterated ML fits keep lineage short through checkpoints; kept inside the warehouse."""
+    if not spark.sparkContext.getCheckpointDir():
+        spark.sparkContext.setCheckpointDir(f"{tables.warehouse(config)}/_checkpoints")
+
+
+def run(ctx: JobContext) -> None:
+    spark, config, as_of = ctx.spark, ctx.config, ctx.run_date
+    params: SegmentConfig = config.segment
+    version = model_version(as_of)
+    features_path = tables.table_path(config, Layer.GOLD, FEATURES)
+    _ensure_checkpoint_dir(spark, config)
+    cached: list[DataFrame] = []
+
+    def keep(df: DataFrame) -> DataFrame:
+        cached.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        return df
+
+    feature_version = tables.version(spark, features_path)
+    if feature_version is None:
+        raise RuntimeError(f"no {features_path}: run the features job first")
+    snapshot = tables.read(spark, features_path, feature_version).where(
+        F.col("as_of_date") == F.lit(as_of)
+    )
+    model.check_features(snapshot.columns, params)
+    profile_features = params.profile_features or params.model_features
+    try:
+        with step(log, "segment prepare") as s:
+            prep = model.preparation(params).fit(snapshot)
+            prepared = keep(prep.transform(snapshot))
+            n = prepared.count()
+            if n == 0:
+                raise RuntimeError(f"{features_path} has no rows for as_of_date={as_of}")
+            s.rows(customers=n, feature_table_version=feature_version)
+        with step(log, "segment choose k") as s:
+            sample = prepared
+            if n > params.selection_sample:
+                sample = keep(
+                    prepared.sample(fraction=params.selection_sample / n, seed=params.seed)
+                )
+            k, scores, fits = model.select_k(sample, params)
+            s.rows(k=k, **{f"k{key}": round(v * 1000) for key, v in scores.items()})
+            log.info("silhouette by k: %s", {key: round(v, 4) for key, v in scores.items()})
+        with step(log, "segment fit") as s:
+            reuse = fits.get(k) if sample is prepared else None
+            fitted = model.fit_kmeans(prep, prepared, k, params, reuse)
+            predictions = keep(
+                fitted.kmeans.transform(prepared).withColumn(
+                    "distance", model.distance_to_center(fitted.centers_scaled())
+                )
+            )
+            chosen_silhouette = scores.get(k)
+            if chosen_silhouette is None:
+                chosen_silhouette = model.silhouette(predictions)
+            cluster_profiles = profiles.cluster_profiles(
+                predictions, profile_features, params.model_features
+            )
+            s.rows(k=k, silhouette_x1000=round(chosen_silhouette * 1000))
+        previous_meta = previous_model(spark, config, as_of)
+        previous = _previous(previous_meta, params.model_features)
+        segments = _identify(fitted, cluster_profiles, previous, params)
+        with tables.restored_on_failure(
+            spark,
+            [tables.table_path(config, Layer.GOLD, t) for t in (SEGMENTS, PROFILES, MIGRATIONS)],
+        ):
+            assigned = _write_outputs(ctx, predictions, segments, version, previous_meta)
+            _save_model(
+                ctx, fitted, segments, version, k, scores, chosen_silhouette, feature_version,
+                previous,
+            )  # fmt: skip
+        with step(log, "segment report") as s:
+            path = _report(ctx, assigned, segments, scores, k, version, feature_version)
+            s.rows(segments=len(segments))
+            log.info("segment report: %s", path)
+    finally:
+        for df in cached:
+            df.unpersist()
+
+
+def _identify(
+    fitted: model.Fitted,
+    cluster_profiles: list[naming.Profile],
+    previous: model.Previous | None,
+    params: SegmentConfig,
+) -> list[report.Segment]:
+    """Segment id, name and description per cluster index (ids and names kept from `previous`)."""
+    matched = model.match_clusters(fitted.centers_prepared(), fitted.scaler.std.toArray(), previous)
+    ids = model.assign_ids([p.size for p in cluster_profiles], matched, previous)
+    names, kept = [], []
+    for p in cluster_profiles:
+        old = matched.get(p.cluster)
+        names.append(previous.names[old] if previous and old is not None else naming.rule_name(p.z))
+        kept.append(old is not None)
+    names = naming.unique_names(names, kept)
+    result = []
+    for p, segment_id, name in zip(cluster_profiles, ids, names, strict=True):
+        top = naming.distinguishing(p.z, params.distinguishing_features)
+        result.append(report.Segment(segment_id, name, naming.describe(p, top), p, top))
+    if previous:
+        log.info("segment ids matched to %s: %s", previous.version, {s.id: s.name for s in result})
+    return result
+
+
+def _write_outputs(
+    ctx: JobContext,
+    predictions: DataFrame,
+    segments: list[report.Segment],
+    version: str,
+    previous: dict[str, Any] | None,
+) -> DataFrame:
+    spark, config, as_of = ctx.spark, ctx.config, ctx.run_date
+    where = f"as_of_date = '{as_of.isoformat()}'"
+    by_cluster = F.create_map(
+        *(x for s in segments for x in (F.lit(s.profile.cluster), F.lit(s.id)))
+    )
+    names = F.create_map(*(x for s in segments for x in (F.lit(s.id), F.lit(s.name))))
+    assigned = predictions.withColumn("segment_id", by_cluster[F.col(model.CLUSTER)])
+    with step(log, f"segment write {SEGMENTS}") as s:
+        rows = assigned.select(
+            "customer_id",
+            F.col("segment_id").cast("int"),
+            names[F.col("segment_id")].alias("segment_name"),
+            "distance",
+            F.lit(version).alias("model_version"),
+            F.lit(as_of).alias("as_of_date"),
+        )
+        path = tables.table_path(config, Layer.GOLD, SEGMENTS)
+        tables.replace_where(rows, path, where, partition_by=["as_of_date"])
+        s.rows(rows=tables.last_commit(spark, path).rows("numOutputRows"))
+    with step(log, f"segment write {PROFILES}") as s:
+        profile_rows = [
+            (
+                as_of,
+                version,
+                seg.id,
+                seg.name,
+                seg.description,
+                seg.profile.size,
+                seg.profile.share,
+                seg.profile.means,
+                seg.profile.medians,
+                [(f, float(z)) for f, z in seg.top],
+            )
+            for seg in segments
+        ]
+        path = tables.table_path(config, Layer.GOLD, PROFILES)
+        tables.replace_where(spark.createDataFrame(profile_rows, PROFILE_SCHEMA), path, where)
+        s.rows(rows=len(profile_rows))
+    with step(log, f"segment write {MIGRATIONS}") as s:
+        segments_path = tables.table_path(config, Layer.GOLD, SEGMENTS)
+        if previous is None:
+            s.rows(rows=0)
+        else:
+            previous_as_of = date.fromisoformat(previous["as_of_date"])
+            before = tables.read(spark, segments_path).where(
+                F.col("as_of_date") == F.lit(previous_as_of)
+            )
+            after = tables.read(spark, segments_path).where(F.col("as_of_date") == F.lit(as_of))
+            moves = profiles.migrations(before, after).select(
+                F.lit(as_of).alias("as_of_date"),
+                F.lit(version).alias("model_version"),
+                F.lit(previous_as_of).alias("previous_as_of_date"),
+                F.lit(previous["model_version"]).alias("previous_model_version"),
+                F.col("from_segment_id").cast("int"),
+                F.col("to_segment_id").cast("int"),
+                F.col("customers").cast("long"),
+            )
+            path = tables.table_path(config, Layer.GOLD, MIGRATIONS)
+            tables.replace_where(moves, path, where)
+            s.rows(rows=tables.last_commit(spark, path).rows("numOutputRows"))
+    return assigned
+
+
+def _save_model(
+    ctx: JobContext,
+    fitted: model.Fitted,
+    segments: list[report.Segment],
+    version: str,
+    k: int,
+    scores: dict[int, float],
+    chosen_silhouette: float,
+    feature_version: int,
+    previous: model.Previous | None,
+) -> None:
+    spark, config, params = ctx.spark, ctx.config, ctx.config.segment
+    directory = model_dir(config, version)
+    by_cluster = sorted(segments, key=lambda s: s.profile.cluster)
+    centers = fitted.centers_prepared()
+    with step(log, "segment save model") as s:
+        fitted.pipeline.write().overwrite().save(f"{directory}/pipeline")
+        metadata: dict[str, Any] = {
+            "model_version": version,
+            "as_of_date": ctx.run_date.isoformat(),
+            "run_id": ctx.run_id,
+            "params": {
+                "k": k,
+                "k_fixed": params.k,
+                "k_range": [params.k_min, params.k_max],
+                "seed": params.seed,
+                "max_iter": params.max_iter,
+                "model_features": params.model_features,
+                "log_features": params.log_features,
+                "days_cap": params.days_cap,
+            },
+            "metrics": {
+                "silhouette": chosen_silhouette,
+                "silhouette_by_k": {str(key): v for key, v in scores.items()},
+                "training_cost": fitted.kmeans.summary.trainingCost,
+                "sizes": {str(seg.id): seg.profile.size for seg in segments},
+            },
+            "feature_table": {
+                "path": tables.table_path(config, Layer.GOLD, FEATURES),
+                "delta_version": feature_version,
+            },
+            "previous_model_version": previous.version if previous else None,
+            # Centroids in the prepared feature space: what the next retrain matches against.
+            "segments": [
+                {
+                    "cluster": seg.profile.cluster,
+                    "segment_id": seg.id,
+                    "name": seg.name,
+                    "center": [float(v) for v in centers[seg.profile.cluster]],
+                }
+                for seg in by_cluster
+            ],
+        }
+        files.write_text(spark, f"{directory}/metadata.json", json.dumps(metadata, indent=2))
+        s.rows(k=k)
+
+
+def _report(
+    ctx: JobContext,
+    assigned: DataFrame,
+    segments: list[report.Segment],
+    scores: dict[int, float],
+    k: int,
+    version: str,
+    feature_version: int,
+) -> str:
+    params = ctx.config.segment
+    ordered = sorted(segments, key=lambda s: s.id)
+    projection = report.pca_sample(assigned, params.pca_sample, params.seed)
+    return report.write_report(
+        ctx.spark,
+        tables.reports_path(ctx.config, "segment", ctx.run_date.isoformat()),
+        title=f"Customer segments as of {ctx.run_date.isoformat()}",
+        segments=ordered,
+        features=params.model_features,
+        profile_features=params.profile_features or params.model_features,
+        projection=projection,
+        scores=scores,
+        chosen_k=k,
+        facts={
+            "model version": version,
+            "customers": f"{sum(s.profile.size for s in segments):,}",
+            "k": str(k),
+            "feature table Delta version": str(feature_version),
+            "run id": ctx.run_id,
+        },
+    )

@@ -1,0 +1,282 @@
+"""features: hand-computed values on a tiny silver fixture, point-in-time cut, RFM grid, reruns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import IntegerType, StringType, StructField, StructType
+
+from precision_marketing.config import Config
+from precision_marketing.features.rfm import NO_PURCHASE, RFM_GRID, rfm_segment
+from precision_marketing.io import tables
+from precision_marketing.io.tables import Layer
+from tests.features_fixture import (
+    AS_OF,
+    BASE_CRM,
+    BASE_EVENTS,
+    BASE_LINES,
+    LATE_CRM,
+    LATE_EVENTS,
+    LATE_LINES,
+    write_silver,
+)
+from tests.support import make_config, run_stage
+
+CATEGORIES = ["electronics", "home", "fashion", "beauty", "sports", "books", "toys", "grocery"]
+
+EXPECTED: dict[str, dict[str, Any]] = {
+    "c1": {
+        "loyalty_tier": "gold",  # the 2026-06-30T08:00 version is after as_of
+        "tenure_days": 180,
+        "region": "west",
+        "consent_email": True,
+        "days_since_last_order": 10,
+        "days_since_first_order": 531,
+        "orders_30d": 2,
+        "orders_90d": 2,
+        "orders_365d": 3,
+        "orders_lifetime": 4,  # o4 cancelled, o5 after as_of
+        "spend_30d": 149.0,  # o1 100 + o2 (18 - refunded half 9) + 40
+        "spend_90d": 149.0,
+        "spend_365d": 189.0,  # + o3 40 (its refund comes after as_of)
+        "spend_lifetime": 199.0,
+        "avg_order_value": 49.75,
+        "lines_per_order": 1.25,
+        "discount_order_share": 0.25,
+        "refund_rate": 1 / 6,
+        "spend_share_electronics": 100 / 199,
+        "spend_share_books": 19 / 199,
+        "spend_share_home": 80 / 199,
+        "spend_share_toys": 0.0,
+        "sessions": 3,
+        "sessions_30d": 3,
+        "active_days": 3,
+        "product_views": 3,
+        "searches": 1,
+        "add_to_carts": 1,
+        "purchase_events": 1,
+        "view_to_cart_rate": 1 / 3,
+        "cart_to_purchase_rate": 1.0,
+        "days_since_last_visit": 1,
+        "preferred_platform": "web",
+        "preferred_hour": 10,
+        "email_opens": 1,
+        "email_opens_30d": 1,
+        "email_open_rate": 3.0,  # 1 open in the 10 days since first seen, per 30 days
+        "campaign_clicks": 1,
+        "campaign_click_rate": 1 / 3,
+        "view_share_electronics": 1 / 3,
+        "view_share_books": 1 / 3,
+        "view_share_home": 1 / 3,
+        "view_share_fashion": 0.0,
+        "rfm_r": 5,
+        "rfm_f": 3,
+        "rfm_m": 3,
+        "rfm_fm": 3,
+        "rfm_segment": "Potential loyalist",
+    },
+    "c2": {
+        "loyalty_tier": "none",
+        "tenure_days": 121,
+        "days_since_last_order": 76,
+        "days_since_first_order": 76,
+        "orders_30d": 0,
+        "orders_90d": 1,
+        "orders_365d": 1,
+        "orders_lifetime": 1,
+        "spend_30d": 0.0,
+        "spend_90d": 10.0,
+        "spend_lifetime": 10.0,
+        "avg_order_value": 10.0,
+        "discount_order_share": 0.0,
+        "refund_rate": 0.0,
+        "spend_share_books": 1.0,
+        "sessions": 1,  # d3's anonymous visit is claimed only after as_of
+        "sessions_30d": 0,
+        "active_days": 1,
+        "product_views": 2,
+        "searches": 0,
+        "add_to_carts": 1,
+        "view_to_cart_rate": 0.5,
+        "cart_to_purchase_rate": 0.0,
+        "days_since_last_visit": 60,
+        "preferred_platform": "android",
+        "preferred_hour": 20,
+        "email_opens": 0,
+        "email_open_rate": 0.0,
+        "campaign_click_rate": 0.0,
+        "view_share_books": 1.0,
+        "rfm_r": 3,
+        "rfm_f": 1,
+        "rfm_m": 1,
+        "rfm_segment": "Needs attention",
+    },
+    "c5": {
+        "tenure_days": 365,
+        "days_since_last_order": None,
+        "orders_lifetime": 0,
+        "spend_lifetime": 0.0,
+        "avg_order_value": None,
+        "refund_rate": None,
+        "spend_share_books": None,
+        "sessions": 0,
+        "product_views": 0,
+        "view_to_cart_rate": None,
+        "days_since_last_visit": None,
+        "preferred_platform": None,
+        "email_opens": 0,
+        "view_share_books": None,
+        "rfm_r": None,
+        "rfm_segment": NO_PURCHASE,
+        "interest_tags": [],
+    },
+}
+
+
+def _config(tmp: Path) -> Config:
+    return make_config(tmp, "features.lda.topics=2", "features.lda.max_iter=5")
+
+
+def _features(spark: SparkSession, config: Config, late: bool = False) -> DataFrame:
+    events = BASE_EVENTS + (LATE_EVENTS if late else [])
+    crm = BASE_CRM + (LATE_CRM if late else [])
+    lines = BASE_LINES + (LATE_LINES if late else [])
+    write_silver(spark, config, events, crm, lines)
+    run_stage(spark, config, "features", run_date=AS_OF)
+    return tables.read(spark, tables.table_path(config, Layer.GOLD, "user_features"))
+
+
+def _rows(df: DataFrame) -> list[tuple[Any, ...]]:
+    """Every row as a tuple in a fixed order (tiny frames: compared on the driver)."""
+    return sorted(tuple(r) for r in df.orderBy("as_of_date", "customer_id").collect())
+
+
+@dataclass(frozen=True)
+class Runs:
+    config: Config
+    first: list[tuple[Any, ...]]  # the whole table after runs for 06-01 and as_of
+
+
+@pytest.fixture(scope="module")
+def runs(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """Features for 2026-06-01 and as_of, then as_of once more (the rerun)."""
+    config = _config(tmp_path_factory.mktemp("features"))
+    write_silver(spark, config, BASE_EVENTS, BASE_CRM, BASE_LINES)
+    run_stage(spark, config, "features", run_date=date(2026, 6, 1))
+    run_stage(spark, config, "features", run_date=AS_OF)
+    first = _rows(tables.read(spark, tables.table_path(config, Layer.GOLD, "user_features")))
+    run_stage(spark, config, "features", run_date=AS_OF)
+    return Runs(config, first)
+
+
+@pytest.fixture(scope="module")
+def features(spark: SparkSession, runs: Runs) -> DataFrame:
+    table = tables.read(spark, tables.table_path(runs.config, Layer.GOLD, "user_features"))
+    return table.where(F.col("as_of_date") == AS_OF).cache()
+
+
+def test_one_row_per_known_customer(features: DataFrame) -> None:
+    rows = features.select("customer_id", "as_of_date").orderBy("customer_id").collect()
+    # c3 signs up on as_of, c4 is first known after it.
+    assert [(r.customer_id, r.as_of_date) for r in rows] == [
+        ("c1", AS_OF),
+        ("c2", AS_OF),
+        ("c5", AS_OF),
+    ]
+
+
+def test_features_equal_hand_computed_values(features: DataFrame) -> None:
+    rows = {r.customer_id: r.asDict() for r in features.collect()}
+    for customer, expected in EXPECTED.items():
+        for column, value in expected.items():
+            actual = rows[customer][column]
+            assert actual == (pytest.approx(value) if isinstance(value, float) else value), (
+                f"{customer}.{column}: {actual!r} != {value!r}"
+            )
+
+
+def test_every_configured_category_has_affinity_columns(features: DataFrame) -> None:
+    for category in CATEGORIES:
+        assert f"view_share_{category}" in features.columns
+        assert f"spend_share_{category}" in features.columns
+
+
+def test_interest_tags_name_topics_by_their_terms(features: DataFrame) -> None:
+    terms = {"electronics", "books", "home", "Voltix", "Penfold", "Casalo"}
+    tags = features.where("customer_id = 'c1'").first()["interest_tags"]  # type: ignore[index]
+    assert 1 <= len(tags) <= 3
+    for tag in tags:
+        assert set(tag.split("#")[0].split("+")) <= terms
+
+
+def test_rows_dated_on_or_after_as_of_change_nothing(
+    spark: SparkSession, features: DataFrame, tmp_path: Path
+) -> None:
+    with_late = _features(spark, _config(tmp_path), late=True)
+    assert _rows(with_late) == _rows(features)
+
+
+def test_rerun_replaces_the_snapshot_only(spark: SparkSession, runs: Runs) -> None:
+    again = tables.read(spark, tables.table_path(runs.config, Layer.GOLD, "user_features"))
+    assert _rows(again) == runs.first
+    counts = {r[0]: r[1] for r in again.groupBy("as_of_date").count().collect()}
+    assert counts == {date(2026, 6, 1): 3, AS_OF: 3}
+
+
+GRID_SCHEMA = StructType(
+    [
+        StructField("r", IntegerType(), True),
+        StructField("f", IntegerType(), True),
+        StructField("m", IntegerType(), True),
+        StructField("expected", StringType(), True),
+    ]
+)
+
+
+def test_rfm_grid_mapping(spark: SparkSession) -> None:
+    cases = [
+        (5, 5, 5, "Champions"),
+        (5, 4, 3, "Champions"),  # FM = ceil(3.5) = 4
+        (5, 1, 1, "New"),
+        (5, 2, 3, "Potential loyalist"),
+        (4, 1, 1, "Promising"),
+        (4, 5, 4, "Loyal"),
+        (3, 4, 4, "Loyal"),
+        (3, 3, 3, "Needs attention"),
+        (3, 1, 2, "Needs attention"),
+        (2, 1, 2, "Hibernating"),
+        (2, 3, 4, "At risk"),
+        (1, 5, 5, "Cannot lose them"),
+        (2, 5, 4, "Cannot lose them"),
+        (1, 2, 1, "Lost"),
+        (1, 3, 3, "At risk"),
+        (None, None, None, NO_PURCHASE),
+    ]
+    df = spark.createDataFrame(cases, GRID_SCHEMA)
+    got = df.select(
+        rfm_segment(F.col("r"), F.col("f"), F.col("m")).alias("segment"), "expected"
+    ).collect()
+    assert [r.segment for r in got] == [r.expected for r in got]
+
+
+def test_rfm_grid_covers_every_cell_with_the_ten_classic_names() -> None:
+    assert sorted(RFM_GRID) == [1, 2, 3, 4, 5]
+    assert all(len(row) == 5 for row in RFM_GRID.values())
+    assert {name for row in RFM_GRID.values() for name in row} == {
+        "Champions",
+        "Loyal",
+        "Potential loyalist",
+        "New",
+        "Promising",
+        "Needs attention",
+        "At risk",
+        "Cannot lose them",
+        "Hibernating",
+        "Lost",
+    }
