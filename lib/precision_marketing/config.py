@@ -121,9 +121,9 @@ class SegmentConfig:
 class AlsGridConfig:
     """The ALS hyper-parameters tried on the time split (every combination)."""
 
-    rank: list[int] = field(default_factory=lambda: [16, 32])
-    reg_param: list[float] = field(default_factory=lambda: [0.05, 0.2])
-    alpha: list[float] = field(default_factory=lambda: [5.0, 20.0])
+    rank: list[int] = field(default_factory=lambda: [32, 64])
+    reg_param: list[float] = field(default_factory=lambda: [0.1, 0.3])
+    alpha: list[float] = field(default_factory=lambda: [1.0, 5.0])
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class RecommendConfig:
         "ndcgAtK"
     )
     grid: AlsGridConfig = field(default_factory=AlsGridConfig)
-    max_iter: int = 10
+    max_iter: int = 15
     seed: int = 42
     checkpoint_interval: int = 5
     num_blocks: int = 0  # ALS user/item blocks; 0 keeps Spark's default

@@ -1,0 +1,1 @@
+"""recommend: implicit-feedback ALS, fallbacks, similar items and bought-together rules."""

@@ -1,0 +1,570 @@
+"""recommend: silver -> implicit ALS tuned on a time split -> gold recommendations, similar items
+and bought-together rules; the model and id maps under models/recommend/<version>/; a report.
+
+Only data strictly before the run date is used. Every gold write replaces the run date's snapshot
+(`as_of_date`), and the model version is derived from the run date and the recommend config, so
+rerunning a day rewrites the same rows under the same version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from itertools import product
+from typing import Any
+
+from pyspark.ml.recommendation import ALSModel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import IntegerType, StringType, StructField, StructType
+
+from precision_marketing.config import Config, RecommendConfig
+from precision_marketing.io import files, tables
+from precision_marketing.io.tables import Layer
+from precision_marketing.recommend import (
+    als,
+    baselines,
+    evaluate,
+    ids,
+    report,
+    rules,
+    serve,
+    similar,
+)
+from precision_marketing.recommend.evaluate import Metric
+from precision_marketing.recommend.interactions import InteractionParams, bought_items, interactions
+from precision_marketing.runtime import JobContext, step
+
+log = logging.getLogger(__name__)
+
+CUSTOMER_IDS = "recommend_customer_ids"
+ITEM_IDS = "recommend_item_ids"
+RECOMMENDATIONS = "recommendations"
+SIMILAR_ITEMS = "similar_items"
+RULES = "rules"
+METRICS = "recommend_metrics"
+
+
+def id_map_schema(key: str, idx: str) -> StructType:
+    return StructType(
+        [StructField(key, StringType(), False), StructField(idx, IntegerType(), False)]
+    )
+
+
+def model_version(cfg: RecommendConfig, as_of: date) -> str:
+    """als-<as_of>-<config hash>: the same day and settings always name the same version."""
+    digest = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:8]
+    return f"als-{as_of:%Y%m%d}-{digest}"
+
+
+def models_path(config: Config, *parts: str) -> str:
+    return "/".join([tables.warehouse(config), "models", "recommend", *parts])
+
+
+@dataclass(frozen=True)
+class Inputs:
+    events: DataFrame
+    order_lines: DataFrame
+    items: DataFrame
+    customers: DataFrame
+    segments: DataFrame | None  # gold/segments, when the segment stage has run
+
+
+def read_inputs(spark: SparkSession, config: Config) -> Inputs:
+    def silver(name: str) -> DataFrame:
+        return tables.read(spark, tables.table_path(config, Layer.SILVER, name))
+
+    segments_path = tables.table_path(config, Layer.GOLD, "segments")
+    segments = tables.read(spark, segments_path) if tables.is_delta(spark, segments_path) else None
+    return Inputs(
+        silver("events"), silver("order_lines"), silver("items"), silver("customers"), segments
+    )
+
+
+def interaction_params(cfg: RecommendConfig, lookback_days: int | None = None) -> InteractionParams:
+    return InteractionParams(
+        cfg.event_weights,
+        cfg.half_life_days,
+        cfg.max_confidence,
+        lookback_days or cfg.lookback_days,
+    )
+
+
+def assign_ids(spark: SparkSession, path: str, keys: DataFrame, key: str, idx: str) -> DataFrame:
+    """Gives new keys the next integers and returns the whole map.
+
+    Append-only: the anti-join against the map leaves only unseen keys, so a rerun appends
+    nothing and existing ids never change (a plain append: MERGE costs several Spark jobs).
+    """
+    existing = tables.read_or_empty(spark, path, id_map_schema(key, idx))
+    tables.append(ids.new_ids(keys, existing, key, idx), path)
+    return tables.read(spark, path)
+
+
+def to_idx(df: DataFrame, customer_ids: DataFrame, item_ids: DataFrame) -> DataFrame:
+    with_customer = ids.with_idx(df, customer_ids, "customer_id", "customer_idx")
+    return ids.with_idx(with_customer, item_ids, "item_id", "item_idx")
+
+
+@dataclass
+class Run:
+    """What the steps of one run share."""
+
+    ctx: JobContext
+    cfg: RecommendConfig
+    inputs: Inputs
+    version: str
+    scratch: str
+    customer_ids: DataFrame
+    item_ids: DataFrame
+    active_items: DataFrame  # item_idx, item_id of active catalog items
+    current: DataFrame  # interactions as of the run date, with integer ids
+
+    def to_idx(self, df: DataFrame) -> DataFrame:
+        return to_idx(df, self.customer_ids, self.item_ids)
+
+    def interactions(self, as_of: date, lookback_days: int | None = None) -> DataFrame:
+        params = interaction_params(self.cfg, lookback_days)
+        raw = interactions(self.inputs.events, self.inputs.order_lines, params, as_of)
+        return self.to_idx(raw)
+
+    def segments_at(self, day: date) -> DataFrame | None:
+        """The segment snapshot for `day`, or the run's own when none is that old (noted)."""
+        if self.inputs.segments is None:
+            return None
+        at = self.inputs.segments.where(F.col("as_of_date") <= F.lit(day))
+        if at.limit(1).count() == 0:
+            log.warning("no gold/segments snapshot on or before %s: using the latest one", day)
+            day = self.ctx.run_date
+        return baselines.latest_segments(self.inputs.segments, day)
+
+
+def run(ctx: JobContext) -> None:
+    spark, config, cfg = ctx.spark, ctx.config, ctx.config.recommend
+    version = model_version(cfg, ctx.run_date)
+    scratch = f"{tables.warehouse(config)}/_tmp/recommend/{ctx.run_id}"
+    # Lets ALS's checkpointInterval cut the lineage of its iterations.
+    spark.sparkContext.setCheckpointDir(f"{scratch}/checkpoints")
+    log.info("recommend as_of=%s model_version=%s", ctx.run_date, version)
+    cached: list[DataFrame] = []
+    try:
+        _run(ctx, cfg, version, scratch, cached)
+    finally:
+        # Unpersisted even on failure: a cached Delta read would be served, stale, to the
+        # next run in the same session (the pipeline and the tests share one).
+        for df in cached:
+            df.unpersist()
+        files.delete(spark, scratch)
+
+
+def _run(
+    ctx: JobContext, cfg: RecommendConfig, version: str, scratch: str, cached: list[DataFrame]
+) -> None:
+    spark, config, as_of = ctx.spark, ctx.config, ctx.run_date
+
+    def keep(df: DataFrame) -> DataFrame:
+        cached.append(df.persist())
+        return df
+
+    inputs = read_inputs(spark, config)
+    with step(log, "recommend interactions") as s:
+        raw = interactions(inputs.events, inputs.order_lines, interaction_params(cfg), as_of)
+        raw = keep(raw)
+        s.rows(interactions=raw.count())
+    with step(log, "recommend id maps") as s:
+        customer_ids = assign_ids(
+            spark,
+            tables.table_path(config, Layer.GOLD, CUSTOMER_IDS),
+            raw.select("customer_id"),
+            "customer_id",
+            "customer_idx",
+        )
+        item_ids = assign_ids(
+            spark,
+            tables.table_path(config, Layer.GOLD, ITEM_IDS),
+            raw.select("item_id").unionByName(inputs.items.select("item_id")),
+            "item_id",
+            "item_idx",
+        )
+        customer_ids, item_ids = keep(customer_ids), keep(item_ids)
+        s.rows(customers=customer_ids.count(), items=item_ids.count())
+    active_items = keep(
+        ids.with_idx(
+            inputs.items.where(F.coalesce(F.col("active"), F.lit(False))).select("item_id"),
+            item_ids,
+            "item_id",
+            "item_idx",
+        )
+    )
+    train = keep(to_idx(raw, customer_ids, item_ids))
+    r = Run(ctx, cfg, inputs, version, scratch, customer_ids, item_ids, active_items, train)
+
+    grid = [als.AlsParams(*p) for p in product(cfg.grid.rank, cfg.grid.reg_param, cfg.grid.alpha)]
+    metrics: list[tuple[als.AlsParams | None, Metric]] = []
+    best = grid[0]
+    if cfg.tune:
+        with step(log, "recommend tune") as s:
+            metrics, best = tune(r, grid, keep)
+            s.rows(grid_points=len(grid), metrics=len(metrics))
+        log.info("recommend chose %s", best)
+
+    model_dir = models_path(config, version)
+    with step(log, "recommend fit") as s:
+        model = als.fit(
+            train, best, cfg.max_iter, cfg.seed, cfg.checkpoint_interval, cfg.num_blocks
+        )
+        model.write().overwrite().save(f"{model_dir}/als")
+        customer_ids.write.mode("overwrite").parquet(f"{model_dir}/customer_ids")
+        item_ids.write.mode("overwrite").parquet(f"{model_dir}/item_ids")
+        files.write_text(spark, f"{model_dir}/params.json", json.dumps(manifest(r, best), indent=2))
+        files.write_text(
+            spark, f"{model_dir}/metrics.json", json.dumps(metrics_json(metrics, best), indent=2)
+        )
+        s.rows(training_rows=train.count())
+    model = ALSModel.load(f"{model_dir}/als")  # factors read back: a short lineage downstream
+
+    outputs = [
+        tables.table_path(config, layer, name)
+        for layer, name in (
+            (Layer.GOLD, RECOMMENDATIONS),
+            (Layer.GOLD, SIMILAR_ITEMS),
+            (Layer.GOLD, RULES),
+            (Layer.OPS, METRICS),
+        )
+    ]
+    with tables.restored_on_failure(spark, outputs):
+        write_recommendations(r, model, f"{model_dir}/als")
+        write_similar_items(r, model, f"{model_dir}/als")
+        write_rules(r)
+        write_metrics(r, metrics, best)
+    with step(log, "recommend report"):
+        write_report(r, metrics, best)
+
+
+def manifest(r: Run, best: als.AlsParams) -> dict[str, Any]:
+    return {
+        "model_version": r.version,
+        "as_of_date": r.ctx.run_date.isoformat(),
+        "run_id": r.ctx.run_id,
+        "als": {**best.as_dict(), "max_iter": r.cfg.max_iter, "seed": r.cfg.seed},
+        "config": asdict(r.cfg),
+    }
+
+
+def metrics_json(
+    metrics: list[tuple[als.AlsParams | None, Metric]], best: als.AlsParams
+) -> list[dict[str, Any]]:
+    return [
+        {**asdict(m), "params": p.as_dict() if p else None, "chosen": p is None or p == best}
+        for p, m in metrics
+    ]
+
+
+# ------------------------------------------------------------------------------------------
+# Tuning on the time split
+
+
+def tune(
+    r: Run, grid: list[als.AlsParams], keep: Callable[[DataFrame], DataFrame]
+) -> tuple[list[tuple[als.AlsParams | None, Metric]], als.AlsParams]:
+    """Fits every grid point on data before the cutoff and scores it on the days after; the
+    baselines are scored on the same customers. Returns all metrics and the best point.
+
+    `keep` persists a frame for the rest of the run (the job unpersists them, also on failure).
+    """
+    cfg = r.cfg
+    cutoff = r.ctx.run_date - timedelta(days=cfg.validation_days)
+    ks = sorted(cfg.eval_k)
+    k_max, depth = ks[-1], ks[-1] + cfg.candidate_buffer
+    k_tune = cfg.top_n if cfg.top_n in ks else k_max
+    catalog_size = r.active_items.count()
+
+    train = keep(r.interactions(cutoff))
+    future = r.interactions(r.ctx.run_date, cfg.validation_days)
+    truth = keep(evaluate.validation_truth(train, future))
+    judged = keep(
+        truth.select("customer_idx").join(evaluate.seen_items(train), "customer_idx", "left")
+    )
+    log.info("tune: cutoff=%s customers judged=%d", cutoff, truth.count())
+
+    def score(name: str, candidates: DataFrame) -> list[Metric]:
+        ranked = serve.top_n(
+            serve.with_candidate_columns(candidates), ["customer_idx"], k_max
+        ).persist()
+        try:
+            return evaluate.ranking_metrics(
+                name, evaluate.ranked_lists(ranked), truth, ks
+            ) + evaluate.catalog_coverage(name, ranked, catalog_size, ks)
+        finally:
+            ranked.unpersist()
+
+    results: list[tuple[als.AlsParams | None, Metric]] = []
+    for n, params in enumerate(grid):
+        model = als.fit(
+            train, params, cfg.max_iter, cfg.seed, cfg.checkpoint_interval, cfg.num_blocks
+        )
+        # Judged as served: only active items compete for the top k.
+        model.write().overwrite().save(f"{r.scratch}/tune/{n}")
+        scoring = active_scoring_model(r, model, f"{r.scratch}/tune/{n}", f"scoring_{n}")
+        recs = scoring.recommendForUserSubset(judged.select("customer_idx"), depth)
+        candidates = judged.join(recs, "customer_idx", "left").select(
+            "customer_idx", "excluded", serve.als_candidates(F.col("recommendations")).alias("als")
+        )
+        results += [(params, m) for m in score(serve.ALS, candidates)]
+
+    # Baselines: global popularity over the training window, and recent popularity in the
+    # customer's segment (then global, as served) when segments exist.
+    every_item = r.active_items.select("item_idx")
+    popular = baselines.popular(train, every_item, depth).select(
+        F.col("items").alias(serve.POPULAR)
+    )
+    results += [(None, m) for m in score(serve.POPULAR, judged.crossJoin(F.broadcast(popular)))]
+    segments = r.segments_at(cutoff)
+    if segments is not None:
+        recent = r.interactions(cutoff, cfg.popular_days)
+        seg_top = baselines.segment_popular(recent, segments, every_item, depth)
+        with_segment = (
+            judged.join(r.customer_ids, "customer_idx")
+            .join(segments, "customer_id", "left")
+            .join(
+                seg_top.select("segment_id", F.col("items").alias(serve.SEGMENT_POPULAR)),
+                "segment_id",
+                "left",
+            )
+            .crossJoin(F.broadcast(popular))
+            .drop("customer_id", "segment_id")
+        )
+        results += [(None, m) for m in score(serve.SEGMENT_POPULAR, with_segment)]
+
+    def tuned_value(params: als.AlsParams) -> float:
+        return next(
+            m.value
+            for p, m in results
+            if p == params and m.metric == cfg.tuning_metric and m.k == k_tune
+        )
+
+    best = max(grid, key=lambda p: (tuned_value(p), -grid.index(p)))
+    return results, best
+
+
+# ------------------------------------------------------------------------------------------
+# Outputs
+
+
+def active_scoring_model(r: Run, model: ALSModel, saved_model: str, name: str) -> ALSModel:
+    """`model` with only active items' factors: inactive items never take a slot of a top N."""
+    active = model.itemFactors.join(
+        r.active_items.select(F.col("item_idx").alias("id")), "id", "left_semi"
+    )
+    return als.factor_model(
+        r.ctx.spark, saved_model, model.userFactors, active, f"{r.scratch}/{name}"
+    )
+
+
+def write_recommendations(r: Run, model: ALSModel, saved_model: str) -> None:
+    """Top-N per active customer: ALS (active items only), then segment-popular, then popular."""
+    spark, cfg, as_of = r.ctx.spark, r.cfg, r.ctx.run_date
+    with step(log, "recommend recommendations") as s:
+        depth = cfg.top_n + cfg.candidate_buffer
+        scoring = active_scoring_model(r, model, saved_model, "scoring")
+        customers = (
+            r.inputs.customers.where(
+                F.col("signup_date").isNull() | (F.col("signup_date") < F.lit(as_of))
+            )
+            .select("customer_id")
+            .distinct()
+            .join(r.customer_ids, "customer_id", "left")
+        )
+        known = customers.where(F.col("customer_idx").isNotNull()).select("customer_idx")
+        recs = scoring.recommendForUserSubset(known, depth).select(
+            "customer_idx", serve.als_candidates(F.col("recommendations")).alias(serve.ALS)
+        )
+        frame = customers.join(recs, "customer_idx", "left")
+        if cfg.exclude_bought:
+            bought = ids.with_idx(
+                bought_items(r.inputs.order_lines, as_of, cfg.lookback_days),
+                r.item_ids,
+                "item_id",
+                "item_idx",
+            )
+            excluded = bought.groupBy("customer_id").agg(
+                F.collect_set("item_idx").alias("excluded")
+            )
+            frame = frame.join(excluded, "customer_id", "left")
+        popular = baselines.popular(r.current, r.active_items, depth)
+        frame = frame.crossJoin(F.broadcast(popular.select(F.col("items").alias(serve.POPULAR))))
+        segments = r.segments_at(as_of)
+        if segments is not None:
+            recent = r.interactions(as_of, cfg.popular_days)
+            seg_top = baselines.segment_popular(recent, segments, r.active_items, depth)
+            frame = frame.join(segments, "customer_id", "left").join(
+                F.broadcast(
+                    seg_top.select("segment_id", F.col("items").alias(serve.SEGMENT_POPULAR))
+                ),
+                "segment_id",
+                "left",
+            )
+        ranked = serve.top_n(serve.with_candidate_columns(frame), ["customer_id"], cfg.top_n)
+        out = ranked.join(r.item_ids, "item_idx").select(
+            "customer_id",
+            "rank",
+            "item_id",
+            "score",
+            "source",
+            F.lit(r.version).alias("model_version"),
+            F.lit(as_of).alias("as_of_date"),
+        )
+        path = tables.table_path(r.ctx.config, Layer.GOLD, RECOMMENDATIONS)
+        tables.replace_where(out, path, f"as_of_date = '{as_of}'", partition_by=["as_of_date"])
+        s.rows(rows=tables.last_commit(spark, path).rows("numOutputRows"))
+
+
+def write_similar_items(r: Run, model: ALSModel, saved_model: str) -> None:
+    """Top-M neighbours per active item: ALS cosine, or content rules for items without factors."""
+    spark, cfg, as_of = r.ctx.spark, r.cfg, r.ctx.run_date
+    with step(log, "recommend similar items") as s:
+        active_ids = r.active_items.select(F.col("item_idx").alias("id"))
+        unit = similar.unit_factors(model.itemFactors.join(active_ids, "id", "left_semi"))
+        cosine = als.factor_model(spark, saved_model, unit, unit, f"{r.scratch}/cosine")
+        neighbours = similar.factor_neighbours(
+            # Room beyond M + 1 so ties at the cut-off are ordered by id, not by the heap.
+            cosine.recommendForAllItems(cfg.similar_items + 1 + cfg.candidate_buffer),
+            cfg.similar_items,
+        )
+        names = r.item_ids
+        by_factors = (
+            neighbours.join(names, "item_idx")
+            .join(
+                names.select(
+                    F.col("item_idx").alias("similar_idx"),
+                    F.col("item_id").alias("similar_item_id"),
+                ),
+                "similar_idx",
+            )
+            .select(
+                "item_id", "rank", "similar_item_id", "score", F.lit(similar.ALS).alias("source")
+            )
+        )
+        catalog = r.inputs.items.where(F.coalesce(F.col("active"), F.lit(False)))
+        with_factors = model.itemFactors.select(F.col("id").alias("item_idx")).join(
+            names, "item_idx"
+        )
+        new_items = catalog.join(with_factors, "item_id", "left_anti")
+        by_content = similar.content_neighbours(new_items, catalog, cfg.similar_items).select(
+            "item_id", "rank", "similar_item_id", "score", F.lit(similar.CONTENT).alias("source")
+        )
+        out = by_factors.unionByName(by_content).select(
+            "*", F.lit(r.version).alias("model_version"), F.lit(as_of).alias("as_of_date")
+        )
+        path = tables.table_path(r.ctx.config, Layer.GOLD, SIMILAR_ITEMS)
+        tables.replace_where(out, path, f"as_of_date = '{as_of}'", partition_by=["as_of_date"])
+        s.rows(rows=tables.last_commit(spark, path).rows("numOutputRows"))
+
+
+def write_rules(r: Run) -> None:
+    spark, rc, as_of = r.ctx.spark, r.cfg.rules, r.ctx.run_date
+    with step(log, "recommend rules") as s:
+        found = rules.association_rules(
+            rules.baskets(r.inputs.order_lines, as_of, rc.lookback_days),
+            rc.min_support,
+            rc.min_confidence,
+            rc.min_lift,
+        )
+        out = found.select("*", F.lit(as_of).alias("as_of_date"))
+        path = tables.table_path(r.ctx.config, Layer.GOLD, RULES)
+        tables.replace_where(out, path, f"as_of_date = '{as_of}'", partition_by=["as_of_date"])
+        s.rows(rules=tables.last_commit(spark, path).rows("numOutputRows"))
+
+
+METRICS_SCHEMA = (
+    "as_of_date date, model_version string, model string, rank int, reg_param double, "
+    "alpha double, chosen boolean, k int, metric string, value double"
+)
+
+
+def write_metrics(
+    r: Run, metrics: list[tuple[als.AlsParams | None, Metric]], best: als.AlsParams
+) -> None:
+    """ops/recommend_metrics: every grid point and baseline, tagged with the model version."""
+    spark, as_of = r.ctx.spark, r.ctx.run_date
+    rows = [
+        (
+            as_of,
+            r.version,
+            m.model,
+            p.rank if p else None,
+            p.reg_param if p else None,
+            p.alpha if p else None,
+            p is None or p == best,
+            m.k,
+            m.metric,
+            m.value,
+        )
+        for p, m in metrics
+    ]
+    path = tables.table_path(r.ctx.config, Layer.OPS, METRICS)
+    # Bounded: grid points x models x k x metrics rows, built on the driver.
+    df = spark.createDataFrame(rows, METRICS_SCHEMA)
+    tables.replace_where(df, path, f"as_of_date = '{as_of}'")
+
+
+def write_report(
+    r: Run, metrics: list[tuple[als.AlsParams | None, Metric]], best: als.AlsParams
+) -> None:
+    spark, config = r.ctx.spark, r.ctx.config
+    shown = [m for p, m in metrics if p is None or p == best]
+    examples = example_customers(r)
+    chart = report.metric_chart(shown)
+    out = tables.reports_path(config, "recommend", r.ctx.run_id)
+    files.write_bytes(spark, f"{out}/metrics_vs_k.png", chart)
+    page = report.render(
+        r.version, r.ctx.run_date.isoformat(), best.as_dict(), shown, examples, "metrics_vs_k.png"
+    )
+    files.write_text(spark, f"{out}/index.html", page)
+    log.info("recommend report: %s/index.html", out)
+
+
+def example_customers(r: Run) -> list[dict[str, Any]]:
+    """A few customers with ALS recommendations (smallest ids: stable), titles attached.
+
+    Bounded: `example_customers` customers x (top N + 5 history items) rows reach the driver.
+    """
+    spark, cfg, as_of = r.ctx.spark, r.cfg, r.ctx.run_date
+    recs = tables.read(spark, tables.table_path(r.ctx.config, Layer.GOLD, RECOMMENDATIONS)).where(
+        F.col("as_of_date") == F.lit(as_of)
+    )
+    chosen = (
+        recs.where(F.col("source") == serve.ALS)
+        .select("customer_id")
+        .distinct()
+        .orderBy("customer_id")
+        .limit(cfg.example_customers)
+    )
+    titles = r.inputs.items.select("item_id", "title")
+    rec_rows = (
+        recs.join(chosen, "customer_id", "left_semi")
+        .join(titles, "item_id", "left")
+        .orderBy("customer_id", "rank")
+        .collect()
+    )
+    history = (
+        r.current.join(chosen, "customer_id", "left_semi")
+        .join(titles, "item_id", "left")
+        .orderBy("customer_id", F.col("last_ts").desc())
+        .select("customer_id", "title")
+        .collect()
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for row in rec_rows:
+        ex = out.setdefault(row["customer_id"], {"customer_id": row["customer_id"]})
+        ex.setdefault("recommendations", []).append(row.asDict())
+    for row in history:
+        if row["customer_id"] in out:
+            seen = out[row["customer_id"]].setdefault("history", [])
+            if len(seen) < 5:
+                seen.append(row["title"])
+    return [{"history": [], **ex} for ex in out.values()]

@@ -1,0 +1,45 @@
+"""Bought-together rules: FPGrowth over order baskets.
+
+A basket is the set of items of one order that was kept (refunded and cancelled lines are not
+evidence that the items go together). Single-item orders stay in: they are part of the support
+denominator, and dropping them would inflate every rule's support.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pyspark.ml.fpm import FPGrowth
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from precision_marketing.recommend.interactions import bought_lines
+
+
+def baskets(order_lines: DataFrame, as_of: date, lookback_days: int) -> DataFrame:
+    """(order_id, items array<string>, sorted) of kept lines before `as_of`."""
+    return (
+        bought_lines(order_lines, as_of, lookback_days)
+        .groupBy("order_id")
+        .agg(F.sort_array(F.collect_set("item_id")).alias("items"))
+    )
+
+
+def association_rules(
+    baskets: DataFrame, min_support: float, min_confidence: float, min_lift: float
+) -> DataFrame:
+    """(antecedent array<string>, consequent string, support, confidence, lift), best first.
+
+    Spark's consequent is always a one-item array; it is unwrapped to the item id.
+    """
+    model = FPGrowth(itemsCol="items", minSupport=min_support, minConfidence=min_confidence).fit(
+        baskets
+    )
+    rules = model.associationRules
+    return rules.where(F.col("lift") >= min_lift).select(
+        F.sort_array("antecedent").alias("antecedent"),
+        F.col("consequent")[0].alias("consequent"),
+        F.col("support").cast("double").alias("support"),
+        F.col("confidence").cast("double").alias("confidence"),
+        F.col("lift").cast("double").alias("lift"),
+    )

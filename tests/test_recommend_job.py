@@ -1,0 +1,166 @@
+"""The recommend job end to end on the tiny silver fixture: real Spark, Delta and ALS."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from precision_marketing.config import Config
+from precision_marketing.io import files, tables
+from precision_marketing.io.tables import Layer
+from precision_marketing.recommend.job import model_version, models_path
+from tests import recommend_fixture as fx
+from tests.support import make_config, run_stage
+
+NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "recommendations.ipynb"
+
+
+def gold(spark: SparkSession, config: Config, name: str, layer: Layer = Layer.GOLD) -> list[Any]:
+    return tables.read(spark, tables.table_path(config, layer, name)).collect()
+
+
+@pytest.fixture(scope="module")
+def plain(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The job run twice on the same inputs, without gold/segments."""
+    config = make_config(tmp_path_factory.mktemp("recommend_plain"))
+    fx.write_silver(spark, config)
+    run_stage(spark, config, "recommend", fx.RUN_DATE)
+    first = {n: gold(spark, config, n) for n in ("recommendations", "similar_items", "rules")}
+    ids_first = gold(spark, config, "recommend_item_ids")
+    run_stage(spark, config, "recommend", fx.RUN_DATE)
+    return {"config": config, "first": first, "ids_first": ids_first}
+
+
+@pytest.fixture(scope="module")
+def segmented(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Config:
+    config = make_config(tmp_path_factory.mktemp("recommend_segments"))
+    fx.write_silver(spark, config)
+    fx.write_segments(spark, config)
+    run_stage(spark, config, "recommend", fx.RUN_DATE)
+    return config
+
+
+def rows_by_customer(rows: list[Any]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for row in sorted(rows, key=lambda r: (r["customer_id"], r["rank"])):
+        out.setdefault(row["customer_id"], []).append(row)
+    return out
+
+
+def test_every_active_customer_gets_exactly_n_rows(spark: SparkSession, plain: dict) -> None:
+    config = plain["config"]
+    by_customer = rows_by_customer(gold(spark, config, "recommendations"))
+    n = config.recommend.top_n
+    assert sorted(by_customer) == sorted(fx.ACTIVE_CUSTOMERS)  # C8 signs up later
+    for customer, rows in by_customer.items():
+        assert [r["rank"] for r in rows] == list(range(1, n + 1)), customer
+        assert len({r["item_id"] for r in rows}) == n, customer
+
+
+def test_bought_and_inactive_items_never_recommended(spark: SparkSession, plain: dict) -> None:
+    rows = gold(spark, plain["config"], "recommendations")
+    recommended = {(r["customer_id"], r["item_id"]) for r in rows}
+    assert ("C1", "H1") not in recommended
+    for customer in ("C5", "C6"):  # bought B1 and B2 together
+        assert not {(customer, "B1"), (customer, "B2")} & recommended
+    assert all(r["item_id"] in fx.ACTIVE_ITEMS for r in rows)  # never the inactive X9
+    # Known customers are served by ALS (eight candidates minus a few bought: enough for N).
+    assert {r["source"] for r in rows if r["customer_id"] != fx.COLD} == {"als"}
+    # Refunded purchases are not exclusions: C2 returned H2, which ALS may still suggest.
+
+
+def test_cold_customer_gets_global_popular_without_segments(
+    spark: SparkSession, plain: dict
+) -> None:
+    cold = rows_by_customer(gold(spark, plain["config"], "recommendations"))[fx.COLD]
+    assert {r["source"] for r in cold} == {"popular"}
+    # Each touched by three customers (X9, by all six, is inactive): summed confidence decides.
+    assert [r["item_id"] for r in cold] == ["B2", "B1", "B3"]
+
+
+def test_cold_customer_gets_segment_popular_with_segments(
+    spark: SparkSession, segmented: Config
+) -> None:
+    cold = rows_by_customer(gold(spark, segmented, "recommendations"))[fx.COLD]
+    assert {r["source"] for r in cold} == {"segment_popular"}
+    # C7's segment are the home lovers: their items by summed confidence.
+    assert [r["item_id"] for r in cold] == ["H3", "H1", "H2"]
+    models = {r["model"] for r in gold(spark, segmented, "recommend_metrics", Layer.OPS)}
+    assert models == {"als", "popular", "segment_popular"}
+
+
+def test_rerun_is_idempotent_and_ids_are_stable(spark: SparkSession, plain: dict) -> None:
+    config = plain["config"]
+    for name, before in plain["first"].items():
+        after = gold(spark, config, name)
+        assert sorted(map(tuple, after)) == sorted(map(tuple, before)), name
+    assert sorted(map(tuple, gold(spark, config, "recommend_item_ids"))) == sorted(
+        map(tuple, plain["ids_first"])
+    )
+    assert len(plain["ids_first"]) == 10  # the catalog, each item once
+
+
+def test_similar_items_factors_and_content(spark: SparkSession, plain: dict) -> None:
+    rows = gold(spark, plain["config"], "similar_items")
+    m = plain["config"].recommend.similar_items
+    sources = {r["item_id"]: r["source"] for r in rows}
+    assert sources[fx.NEW_ITEM] == "content"
+    assert all(sources[i] == "als" for i in [*fx.HOME, *fx.BOOKS])
+    new = sorted((r for r in rows if r["item_id"] == fx.NEW_ITEM), key=lambda r: r["rank"])
+    # N10 costs 26: nearest Casalo home items are H2 (25) and H3 (30); X9 is inactive.
+    assert [r["similar_item_id"] for r in new] == ["H2", "H3"][:m]
+    assert all(r["similar_item_id"] != r["item_id"] for r in rows)
+    assert all(fx.INACTIVE not in (r["item_id"], r["similar_item_id"]) for r in rows)
+
+
+def test_rules_metrics_model_and_report(spark: SparkSession, plain: dict) -> None:
+    config = plain["config"]
+    rules = {(tuple(r["antecedent"]), r["consequent"]) for r in gold(spark, config, "rules")}
+    assert rules == {(("B1",), "B2"), (("B2",), "B1")}
+    metrics = tables.read(spark, tables.table_path(config, Layer.OPS, "recommend_metrics"))
+    version = model_version(config.recommend, fx.RUN_DATE)
+    assert {r[0] for r in metrics.select("model_version").distinct().collect()} == {version}
+    als_ndcg = metrics.where(
+        (F.col("model") == "als") & (F.col("metric") == "ndcgAtK") & (F.col("k") == 3)
+    ).first()
+    assert als_ndcg is not None
+    assert 0.0 <= als_ndcg["value"] <= 1.0
+    # Only active items compete in the evaluation too, so coverage is a share of them.
+    coverage = metrics.where(F.col("metric") == "catalogCoverageAtK").collect()
+    assert coverage
+    assert all(0.0 < r["value"] <= 1.0 for r in coverage)
+    model_dir = models_path(config, version)
+    for part in ("als/metadata", "customer_ids", "item_ids", "params.json", "metrics.json"):
+        assert files.exists(spark, f"{model_dir}/{part}"), part
+    reports = Path(tables.reports_path(config, "recommend"))
+    assert sorted(p.name for p in reports.glob("*/[!.]*")) == [
+        "index.html",
+        "index.html",
+        "metrics_vs_k.png",
+        "metrics_vs_k.png",
+    ]
+
+
+def test_notebook_runs_headless(plain: dict) -> None:
+    config = plain["config"]
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    env = {"PM_WAREHOUSE": tables.warehouse(config), "PM_ENV": "test"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(notebook, timeout=600, kernel_name="python3").execute()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
