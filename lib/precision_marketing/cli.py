@@ -42,6 +42,11 @@ def _generate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="random seed (generate.seed)")
     parser.add_argument("--days", type=int, help="days of history before the run date")
     parser.add_argument("--defect-rate", type=float, help="share of injected bad rows")
+    parser.add_argument(
+        "--if-empty",
+        action="store_true",
+        help="generate only when no landing file exists yet (quickstart.sh reruns keep data)",
+    )
 
 
 STAGES: dict[str, Stage] = {

@@ -1,0 +1,5 @@
+"""Synthetic landing files and planted ground truth (see precision_marketing.datagen)."""
+
+from precision_marketing.cli import main
+
+raise SystemExit(main("generate"))
