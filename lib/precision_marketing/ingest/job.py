@@ -99,6 +99,7 @@ def _last_committed_batch(spark: SparkSession, bronze_path: str) -> int:
     """The highest batch bronze committed, from the commits' metadata (no data scan)."""
     if not tables.is_delta(spark, bronze_path):
         return 0
+    # One row per bronze commit (one per ingest batch), not per data row.
     history = DeltaTable.forPath(spark, bronze_path).history().select("userMetadata")
     batches = [
         int(meta[len(BATCH_METADATA_PREFIX) :])

@@ -545,6 +545,7 @@ def example_customers(r: Run) -> list[dict[str, Any]]:
         .limit(cfg.example_customers)
     )
     titles = r.inputs.items.select("item_id", "title")
+    # Only the `example_customers` chosen above (a handful): safe to bring to the driver.
     rec_rows = (
         recs.join(chosen, "customer_id", "left_semi")
         .join(titles, "item_id", "left")

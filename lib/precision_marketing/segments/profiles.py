@@ -27,6 +27,7 @@ def cluster_profiles(
     ).first()
     assert population is not None
     total = int(population["_n"])
+    # One row per segment (k rows): safe to bring to the driver.
     rows = (
         predictions.groupBy(CLUSTER)
         .agg(
