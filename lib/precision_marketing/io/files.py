@@ -27,12 +27,6 @@ def _fs_and_path(spark: SparkSession, uri: str) -> tuple[Any, Any]:
     return fs, path
 
 
-def qualify(spark: SparkSession, uri: str) -> str:
-    """A fully qualified URI (file:/..., hdfs://...), the form Spark's _metadata.file_path uses."""
-    fs, path = _fs_and_path(spark, uri)
-    return str(fs.makeQualified(path).toString())
-
-
 def list_files(spark: SparkSession, folder: str) -> list[LandingFile]:
     """Data files below `folder`, recursively, skipping Spark/Hadoop markers (_SUCCESS, .crc)."""
     fs, path = _fs_and_path(spark, folder)
