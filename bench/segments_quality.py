@@ -82,7 +82,11 @@ def job_seconds(base: Path, job: str, run_date: date) -> float | None:
     return float(found[-1]) if found else None
 
 
-def measure(spark, config, run_date: date, previous: date) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def segments_vs_planted(spark, config, run_date: date) -> list[tuple[object, object, int]]:
+    """(segment id, archetype id, customers) at run_date: the cells of the k x a table.
+
+    Also used by bench/run.py (the whole-pipeline benchmark) for its ARI.
+    """
     from pyspark.sql import functions as F
 
     from precision_marketing.io import tables
@@ -91,10 +95,22 @@ def measure(spark, config, run_date: date, previous: date) -> dict[str, float]: 
     segments = tables.read(spark, tables.table_path(config, Layer.GOLD, "segments"))
     truth = tables.read(spark, tables.ground_truth(config, "customers"))
     now = segments.where(F.col("as_of_date") == F.lit(run_date))
-    before = segments.where(F.col("as_of_date") == F.lit(previous))
-    # k x a and k x k tables: tiny aggregates, safe to collect.
     found = now.join(truth.select("customer_id", "archetype_id"), "customer_id")
-    vs_truth = [tuple(r) for r in found.groupBy("segment_id", "archetype_id").count().collect()]
+    # k x a: a tiny aggregate, safe to collect.
+    return [tuple(r) for r in found.groupBy("segment_id", "archetype_id").count().collect()]
+
+
+def measure(spark, config, run_date: date, previous: date) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    from pyspark.sql import functions as F
+
+    from precision_marketing.io import tables
+    from precision_marketing.io.tables import Layer
+
+    segments = tables.read(spark, tables.table_path(config, Layer.GOLD, "segments"))
+    now = segments.where(F.col("as_of_date") == F.lit(run_date))
+    before = segments.where(F.col("as_of_date") == F.lit(previous))
+    vs_truth = segments_vs_planted(spark, config, run_date)
+    # k x k table: a tiny aggregate, safe to collect.
     moved = (
         before.select("customer_id", F.col("segment_id").alias("a"))
         .join(now.select("customer_id", F.col("segment_id").alias("b")), "customer_id")

@@ -1,0 +1,356 @@
+"""From measured phases to the benchmark's verdicts and tables: floor ratios, scaling, targets.
+
+Pure functions of the result dictionaries run.py writes (one per size, see `run.py`), so the
+arithmetic is testable without Spark. Targets are reported, never asserted: a benchmark that
+fails on a slow machine says nothing the table would not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
+from typing import Any
+
+LANDING_FLOOR = "floor:landing"
+SILVER_FLOOR = "floor:silver_aggregate"
+# Stages that read and rewrite the landing rows; every other stage is set against the
+# aggregate over silver events (for features the floor of the same work, for the rest a yardstick).
+LANDING_STAGES = frozenset({"ingest", "validate", "silver"})
+FLOOR_LABELS = {LANDING_FLOOR: "landing scan+write", SILVER_FLOOR: "silver scan+aggregate"}
+
+# 10x the data in more than 12x the time counts as faster than linear.
+SUPERLINEAR_SLACK = 1.2
+FEATURES_MAX_FLOOR_RATIO = 1.5
+VALIDATE_MAX_SHARE_OF_INGEST = 0.25
+
+Result = Mapping[str, Any]
+
+
+def floor_for(stage: str) -> str:
+    return LANDING_FLOOR if stage in LANDING_STAGES else SILVER_FLOOR
+
+
+def phases(result: Result, kind: str | None = None) -> list[Mapping[str, Any]]:
+    return [p for p in result.get("phases", []) if kind is None or p["kind"] == kind]
+
+
+def seconds(result: Result, phase: str) -> float | None:
+    """Seconds of a phase that completed, else None."""
+    for p in phases(result):
+        if p["name"] == phase and p["ok"]:
+            return float(p["seconds"])
+    return None
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def pipeline_seconds(result: Result) -> float | None:
+    """Sum over the pipeline's stages, when every one of them completed."""
+    stages = phases(result, "stage")
+    if not stages or not all(p["ok"] for p in stages):
+        return None
+    return sum(float(p["seconds"]) for p in stages)
+
+
+def floor_ratios(result: Result) -> dict[str, float | None]:
+    """Each stage's seconds as a multiple of its floor's seconds."""
+    return {
+        p["name"]: ratio(seconds(result, p["name"]), seconds(result, floor_for(p["name"])))
+        for p in phases(result, "stage")
+    }
+
+
+def scaling(results: Sequence[Result]) -> list[dict[str, Any]]:
+    """For consecutive sizes: time ratio per phase against the data ratio, superlinear flagged."""
+    ordered = sorted(results, key=lambda r: r["customers"])
+    steps = []
+    for small, large in pairwise(ordered):
+        factor = large["customers"] / small["customers"]
+        names = [p["name"] for p in phases(large) if p["kind"] != "quality"]
+        by_phase = {}
+        for name in [*names, "pipeline"]:
+            before, after = (
+                (pipeline_seconds(small), pipeline_seconds(large))
+                if name == "pipeline"
+                else (seconds(small, name), seconds(large, name))
+            )
+            grown = ratio(after, before)
+            by_phase[name] = {
+                "ratio": grown,
+                "superlinear": grown is not None and grown > factor * SUPERLINEAR_SLACK,
+            }
+        steps.append(
+            {
+                "from": small["customers"],
+                "to": large["customers"],
+                "factor": factor,
+                "phases": by_phase,
+            }
+        )
+    return steps
+
+
+def targets(result: Result) -> dict[str, dict[str, Any]]:
+    """The issue's targets for one size: measured value and whether it was met (None: unknown)."""
+    stages = phases(result, "stage")
+    failed = [p["name"] for p in stages if not p["ok"]]
+    features = ratio(seconds(result, "features"), seconds(result, SILVER_FLOOR))
+    validate = ratio(seconds(result, "validate"), seconds(result, "ingest"))
+    coverage = result.get("quality", {}).get("recommend_coverage", {})
+    served = coverage.get("customers_with_recommendations")
+    eligible = coverage.get("eligible_customers")
+    recommend_ok = seconds(result, "recommend") is not None
+    return {
+        "pipeline_finishes": {
+            "value": "ok"
+            if stages and not failed
+            else f"failed at {failed[0]}"
+            if failed
+            else str(result.get("error") or "not run"),
+            "met": bool(stages) and not failed,
+        },
+        "features_vs_floor": {
+            "value": features,
+            "limit": FEATURES_MAX_FLOOR_RATIO,
+            "met": None if features is None else features <= FEATURES_MAX_FLOOR_RATIO,
+        },
+        "validate_share_of_ingest": {
+            "value": validate,
+            "limit": VALIDATE_MAX_SHARE_OF_INGEST,
+            "met": None if validate is None else validate <= VALIDATE_MAX_SHARE_OF_INGEST,
+        },
+        "recommend_all_customers": {
+            "value": ratio(served, eligible),
+            "als_share": ratio(coverage.get("customers_served_by_als"), eligible),
+            "met": (recommend_ok and served == eligible) if served is not None else None,
+        },
+    }
+
+
+# --- Markdown ------------------------------------------------------------------------------
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "" if value is None else f"{value:,.{digits}f}"
+
+
+def _count(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def _bytes(value: int | None) -> str:
+    if not value:
+        return "0" if value == 0 else ""
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return ""
+
+
+def _met(met: bool | None) -> str:
+    return {True: "yes", False: "**no**", None: "n/a"}[met]
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right_from: int = 1) -> list[str]:
+    align = ["---" if i < right_from else "---:" for i in range(len(header))]
+    return [_row(header), _row(align), *(_row(r) for r in rows)]
+
+
+def size_table(result: Result) -> list[str]:
+    ratios = floor_ratios(result)
+    rows = []
+    for p in phases(result):
+        if p["kind"] == "quality":
+            continue
+        spark = p.get("spark") or {}
+        floor = f"{_num(ratios.get(p['name']), 2)}" if p["kind"] == "stage" else ""
+        status = "" if p["ok"] else " (**failed**)"
+        rows.append(
+            [
+                f"{p['name']}{status}",
+                _num(p["seconds"]),
+                floor,
+                _count(spark.get("stages")),
+                _count(spark.get("input_records")),
+                _count(p.get("rows_written")),
+                _bytes(spark.get("shuffle_read_bytes")),
+                _bytes(spark.get("shuffle_write_bytes")),
+                f"{_bytes(spark.get('memory_spilled_bytes'))} / "
+                f"{_bytes(spark.get('disk_spilled_bytes'))}",
+                _bytes(spark.get("peak_heap_bytes")),
+                _bytes(spark.get("peak_rss_bytes")),
+            ]
+        )
+    total = pipeline_seconds(result)
+    rows.append(["**pipeline**", _num(total), *[""] * 9])
+    header = [
+        "phase",
+        "s",
+        "x floor",
+        "Spark stages",
+        "rows read",
+        "rows written",
+        "shuffle read",
+        "shuffle write",
+        "spill mem / disk",
+        "peak heap",
+        "peak RSS",
+    ]
+    return _table(header, rows)
+
+
+def scaling_table(results: Sequence[Result], steps: Sequence[Mapping[str, Any]]) -> list[str]:
+    ordered = sorted(results, key=lambda r: r["customers"])
+    names: list[str] = []
+    for r in ordered:
+        names += [p["name"] for p in phases(r) if p["kind"] != "quality" and p["name"] not in names]
+    header = [
+        "phase",
+        *(f"s @ {r['customers']:,}" for r in ordered),
+        *(f"x ({s['to']:,} / {s['from']:,})" for s in steps),
+    ]
+    rows = []
+    for name in [*names, "pipeline"]:
+        times = [pipeline_seconds(r) if name == "pipeline" else seconds(r, name) for r in ordered]
+        growth = []
+        for s in steps:
+            cell = s["phases"].get(name, {})
+            flag = " **superlinear**" if cell.get("superlinear") else ""
+            growth.append(f"{_num(cell.get('ratio'), 2)}{flag}")
+        rows.append([name, *(_num(t) for t in times), *growth])
+    return _table(header, rows)
+
+
+def targets_table(results: Sequence[Result]) -> list[str]:
+    ordered = sorted(results, key=lambda r: r["customers"])
+    verdicts = [targets(r) for r in ordered]
+    header = ["target", *(f"{r['customers']:,}" for r in ordered)]
+
+    def cells(key: str, show: Any) -> list[str]:
+        return [f"{show(v[key])} ({_met(v[key]['met'])})" for v in verdicts]
+
+    rows = [
+        ["whole pipeline finishes", *cells("pipeline_finishes", lambda t: t["value"])],
+        [
+            f"features <= {FEATURES_MAX_FLOOR_RATIO}x silver scan+aggregate",
+            *cells(
+                "features_vs_floor", lambda t: "" if t["value"] is None else f"{t['value']:.2f}x"
+            ),
+        ],
+        [
+            f"validate <= {VALIDATE_MAX_SHARE_OF_INGEST:.0%} of ingest",
+            *cells(
+                "validate_share_of_ingest",
+                lambda t: "" if t["value"] is None else f"{t['value']:.0%}",
+            ),
+        ],
+        [
+            "recommendations for every customer (ALS-served share)",
+            *cells(
+                "recommend_all_customers",
+                lambda t: (
+                    ""
+                    if t["value"] is None
+                    else f"{t['value']:.1%} ({_num(t['als_share'] and 100 * t['als_share'])}% ALS)"
+                ),
+            ),
+        ],
+    ]
+    return _table(header, rows)
+
+
+QUALITY_ROWS = (
+    ("segments.ari_vs_planted", "ARI, segments vs planted archetypes"),
+    ("segments.k", "segments found (k)"),
+    ("recommend.planted.als.ndcgAtK@10", "NDCG@10 ALS, planted preferences"),
+    ("recommend.planted.popular.ndcgAtK@10", "NDCG@10 popularity, planted preferences"),
+    ("recommend.time_split.als.ndcgAtK@10", "NDCG@10 ALS, time split"),
+    ("recommend.time_split.popular.ndcgAtK@10", "NDCG@10 popularity, time split"),
+)
+
+
+def quality_table(results: Sequence[Result]) -> list[str]:
+    ordered = sorted(results, key=lambda r: r["customers"])
+    flat = [flatten(r.get("quality", {})) for r in ordered]
+    keys = [k for k, _ in QUALITY_ROWS]
+    # Whatever else was measured (propensity AUCs, when that stage writes them) follows.
+    extra = sorted({k for f in flat for k in f if k.startswith("propensity.") and k not in keys})
+    labels = dict(QUALITY_ROWS)
+    rows = []
+    for key in [*keys, *extra]:
+        values = [f.get(key) for f in flat]
+        if all(v is None for v in values):
+            continue
+        rows.append(
+            [
+                labels.get(key, key),
+                *(_num(v, 3) if isinstance(v, float) else str(v or "") for v in values),
+            ]
+        )
+    return _table(["metric", *(f"{r['customers']:,}" for r in ordered)], rows)
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    results = report["sizes"]
+    m, v, c = report["machine"], report["versions"], report["config"]
+    lines = [
+        f"### Pipeline benchmark, {report['created']}",
+        "",
+        f"Machine: {m['cores']} cores, {m['memory_gb']:.0f} GB, {m['os']}; load average "
+        f"{m['load_before']} before, {m['load_after']} after. Versions: Python {v['python']}, "
+        f"Java {v.get('java', '?')}, Spark {v.get('spark', '?')}, Delta {v['delta']}, "
+        f"Great Expectations {v['great_expectations']}; commit {v['commit']}.",
+        f"Env `{c['env']}`, run date {c['run_date']}, stages {', '.join(c['stages'])}; "
+        f"overrides: {', '.join(f'`{o}`' for o in c['overrides']) or 'none'}.",
+        "",
+    ]
+    for r in sorted(results, key=lambda r: r["customers"]):
+        landing = r.get("landing_rows") or {}
+        data = ", ".join(f"{k} {_count(n)}" for k, n in landing.items())
+        lines += [
+            f"**{r['customers']:,} customers** ({data}; Spark session start "
+            f"{_num(r.get('session_start_s'))} s)" + ("" if r.get("ok") else f": {r.get('error')}"),
+            "",
+            *size_table(r),
+            "",
+        ]
+    lines += [
+        "x floor: "
+        + "; ".join(
+            f"{', '.join(sorted(LANDING_STAGES)) if f == LANDING_FLOOR else 'the other stages'}"
+            f" against the {label}"
+            for f, label in FLOOR_LABELS.items()
+        )
+        + ". Peaks are the driver JVM's (local mode: it runs the tasks) while the phase ran.",
+        "",
+        "Scaling (time ratio for the data ratio):",
+        "",
+        *scaling_table(results, report["scaling"]),
+        "",
+    ]
+    lines += ["Targets (reported, not asserted):", "", *targets_table(results), ""]
+    quality = quality_table(results)
+    if len(quality) > 2:  # more than the header
+        lines += ["Quality against the generator's planted truth:", "", *quality, ""]
+    return "\n".join(lines)
