@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Sets up a fresh checkout: a Python 3.11 venv with the pinned packages (.venv/) and the Delta
 # Lake JARs resolved from Maven Central (.jars/). Idempotent and quick once done.
+# --airflow also installs Airflow into .venv-airflow/ (the DAG test needs it; the jobs do not).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+with_airflow=false
+[[ "${1:-}" == "--airflow" ]] && with_airflow=true
 
 python_bin="${PYTHON:-python3.11}"
 command -v "$python_bin" >/dev/null || python_bin=python3
@@ -39,4 +42,17 @@ if [[ ! -f .jars/.stamp || "$(cat .jars/.stamp)" != "$jars_want" ]]; then
   mv "$staging" .jars
   rm -rf .jars.previous
   echo "setup: Delta JARs: $(cd .jars && ls *.jar | tr '\n' ' ')"
+fi
+
+# Airflow in a venv of its own: its Spark provider brings pyspark-client 4.2 (and a `pyspark`
+# package), which must not meet the jobs' pinned pyspark. Its own stamp, like the others.
+if $with_airflow; then
+  airflow_want="$(sha256sum deps/airflow-requirements.txt | cut -c1-16)"
+  if [[ ! -f .venv-airflow/.setup-stamp || "$(cat .venv-airflow/.setup-stamp)" != "$airflow_want" ]]; then
+    echo "setup: installing Airflow into .venv-airflow (first time: about 1.5 minutes)"
+    [[ -x .venv-airflow/bin/python ]] || "$python_bin" -m venv .venv-airflow
+    .venv-airflow/bin/python -m pip install --quiet --upgrade pip
+    .venv-airflow/bin/python -m pip install --quiet -r deps/airflow-requirements.txt
+    echo "$airflow_want" > .venv-airflow/.setup-stamp
+  fi
 fi

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -18,8 +15,6 @@ from precision_marketing.io.tables import Layer
 from precision_marketing.recommend.job import model_version, models_path
 from tests import recommend_fixture as fx
 from tests.support import make_config, run_stage
-
-NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "recommendations.ipynb"
 
 
 def gold(spark: SparkSession, config: Config, name: str, layer: Layer = Layer.GOLD) -> list[Any]:
@@ -146,21 +141,3 @@ def test_rules_metrics_model_and_report(spark: SparkSession, plain: dict) -> Non
         "metrics_vs_k.png",
         "metrics_vs_k.png",
     ]
-
-
-def test_notebook_runs_headless(plain: dict) -> None:
-    config = plain["config"]
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    env = {"PM_WAREHOUSE": tables.warehouse(config), "PM_ENV": "test"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        NotebookClient(notebook, timeout=600, kernel_name="python3").execute()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]

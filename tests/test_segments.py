@@ -257,27 +257,3 @@ def test_naming_rules_and_unique_names() -> None:
         "Y",
         "X 3",
     ]
-
-
-def test_notebook_runs_headless_on_the_fixture(
-    retrains: Retrains, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import nbformat
-    from nbclient import NotebookClient
-
-    root = Path(__file__).resolve().parents[1]
-    monkeypatch.setenv("PM_WAREHOUSE", retrains.config.storage.warehouse)
-    monkeypatch.setenv("PM_ENV", "test")
-    notebook = nbformat.read(root / "notebooks" / "segments.ipynb", as_version=4)
-    NotebookClient(
-        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(root)}}
-    ).execute()
-    outputs = [
-        o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for o in cell.get("outputs", [])
-    ]
-    text = "\n".join(outputs)
-    assert "High-value loyal" in text
-    assert "k = 3" in text

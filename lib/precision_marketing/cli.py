@@ -49,6 +49,17 @@ def _generate_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _pipeline_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--from-step", help="start at this step (the ones before it are recorded as skipped)"
+    )
+    parser.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="run every step, even if the last attempt for the run date failed part way",
+    )
+
+
 STAGES: dict[str, Stage] = {
     "generate": Stage("precision_marketing.datagen.job", _generate_options),
     "ingest": Stage("precision_marketing.ingest.job"),
@@ -57,7 +68,11 @@ STAGES: dict[str, Stage] = {
     "features": Stage("precision_marketing.features.job"),
     "segment": Stage("precision_marketing.segments.job"),
     "recommend": Stage("precision_marketing.recommend.job"),
-    "pipeline": Stage("precision_marketing.pipeline"),
+    "propensity": Stage("precision_marketing.propensity.job"),
+    "publish": Stage("precision_marketing.activation.job"),
+    "measure": Stage("precision_marketing.measure.job"),
+    "simulate_response": Stage("precision_marketing.datagen.response_job"),
+    "pipeline": Stage("precision_marketing.pipeline", _pipeline_options),
 }
 
 

@@ -168,6 +168,115 @@ class RecommendConfig:
 
 
 @dataclass(frozen=True)
+class PropensityGridConfig:
+    """LogisticRegression hyper-parameters tried by TrainValidationSplit (every combination)."""
+
+    reg_param: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.1])
+    elastic_net_param: list[float] = field(default_factory=lambda: [0.0, 0.5])
+
+
+@dataclass(frozen=True)
+class PropensityConfig:
+    horizon_days: int = 30  # H: the label is "bought in [as_of, as_of + H)"
+    # Training snapshots, days before the run date; each needs offset >= validation + H so its
+    # label window ends before the validation as_of date.
+    train_as_of_offsets_days: list[int] = field(default_factory=lambda: [60, 90])
+    # The later, held-out snapshot (time-based validation); needs offset >= H so its label
+    # window has ended by the run date.
+    validation_offset_days: int = 30
+    # Missing gold/user_features snapshots for those dates are built by the features stage.
+    build_missing_features: bool = True
+    # Extra model inputs as Spark SQL over user_features columns, e.g. tenure-normalized rates.
+    derived_features: dict[str, str] = field(default_factory=dict)
+    # Columns the model sees: numeric (log_features get log1p) and one-hot categoricals.
+    model_features: list[str] = field(default_factory=list)
+    log_features: list[str] = field(default_factory=list)
+    categorical_features: list[str] = field(
+        default_factory=lambda: [
+            "region", "age_band", "gender", "loyalty_tier", "rfm_segment", "preferred_platform"
+        ]
+    )  # fmt: skip
+    days_cap: int = 400  # "days since" nulls (never happened) become this cap
+    grid: PropensityGridConfig = field(default_factory=PropensityGridConfig)
+    tuning_metric: Literal["areaUnderROC", "areaUnderPR"] = "areaUnderROC"
+    train_ratio: float = 0.75
+    max_iter: int = 100
+    class_weights: bool = True  # "balanced" weights: each class weighs half of the rows
+    calibration: Literal["platt", "isotonic"] = "platt"
+    seed: int = 42
+    spend_model: bool = True  # predicted spend if they buy (expected value = p x spend)
+    spend_reg_param: float = 0.01
+    churn_model: bool = True  # P(no order in H days) among the recently active
+    churn_active_days: int = 90
+    curve_points: int = 100  # score quantiles behind the report's ROC / PR curves
+
+
+@dataclass(frozen=True)
+class FrequencyCapConfig:
+    """At most `max_contacts` contacts per customer in any `window_days` days, all campaigns."""
+
+    max_contacts: int = 2
+    window_days: int = 7
+
+
+@dataclass(frozen=True)
+class ActivationConfig:
+    # Campaign definitions; a relative path is taken from conf/ (shipped to the cluster with it).
+    campaigns_file: str = "campaigns.yaml"
+    frequency_cap: FrequencyCapConfig = field(default_factory=FrequencyCapConfig)
+    # A channel may contact a customer when any of its silver/customers consent columns is true.
+    # ads: the CRM has no ad consent; uploading a customer to an ad platform is marketing use of
+    # their data, so it needs an opt-in on at least one channel.
+    channel_consent: dict[str, list[str]] = field(
+        default_factory=lambda: {
+            "email": ["consent_email"],
+            "sms": ["consent_sms"],
+            "push": ["consent_push"],
+            "ads": ["consent_email", "consent_sms", "consent_push"],
+        }
+    )
+    # CSV files (customer_id, channel, reason) under <landing>/<suppression_folder>/.
+    suppression_folder: str = "suppression"
+    # Salt of the control-group hash: $holdout_salt_env when set, else holdout_salt. Not a
+    # secret, but changing it reshuffles every holdout (manifests record its fingerprint).
+    holdout_salt_env: str = "PM_HOLDOUT_SALT"
+    holdout_salt: str = "pm-holdout-v1"
+
+    def salt(self) -> str:
+        return os.environ.get(self.holdout_salt_env) or self.holdout_salt
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    # Campaigns whose window ended within this many days before the run date are measured on
+    # every run: refunds keep arriving after the window, so the numbers settle over weeks.
+    lookback_days: int = 90
+    # ROI = (incremental revenue x gross_margin - cost) / cost. 1.0 is ROI on revenue, which
+    # flatters a campaign whenever the goods cost something; set the business's margin.
+    gross_margin: float = 1.0
+
+
+@dataclass(frozen=True)
+class ResponseConfig:
+    """The simulate_response job: planted campaign response of the synthetic customers."""
+
+    seed: int = 42
+    # Probability that a treated customer of the archetype places one extra order in the
+    # campaign window (absent archetypes: 0). The measured conversion uplift is lower: a customer
+    # who would have bought anyway converts either way (docs/data-contract.md).
+    uplift_by_archetype: dict[str, float] = field(
+        default_factory=lambda: {
+            "loyal_high_spender": 0.02,
+            "bargain_hunter": 0.08,
+            "new_browser": 0.05,
+            "lapsed_big_spender": 0.06,
+            "occasional_shopper": 0.04,
+            "window_shopper": 0.01,
+        }
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     env: str
     storage: StorageConfig
@@ -179,6 +288,10 @@ class Config:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
+    propensity: PropensityConfig = field(default_factory=PropensityConfig)
+    activation: ActivationConfig = field(default_factory=ActivationConfig)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    response: ResponseConfig = field(default_factory=ResponseConfig)
     conf_dir: str = ""
 
     def pii_salt(self) -> str:
@@ -192,6 +305,10 @@ class Config:
             f"environment variable {self.pii.salt_env} is not set: it holds the PII salt "
             f"(env '{self.env}' has no development salt)"
         )
+
+    def campaigns_path(self) -> Path:
+        path = Path(self.activation.campaigns_file)
+        return path if path.is_absolute() else Path(self.conf_dir) / path
 
     def expectations_path(self) -> Path:
         path = Path(self.quality.expectations_dir)

@@ -71,3 +71,18 @@ def build_session(config: Config, app_name: str | None = None) -> SparkSession:
         spark.sparkContext.appName,
     )
     return spark
+
+
+def observing_session(spark: SparkSession, settings: dict[str, str] | None = None) -> SparkSession:
+    """A child session for code that uses `Observation`, with the parent's SQL conf.
+
+    Spark 4.1: the first Observation gives its session an ObservationManager that cannot be
+    serialized, and a LogisticRegression model keeps its training session in its summary, so
+    every such model fitted later in that session fails with "Task not serializable". A child
+    session shares the context, the tables and the cache, and keeps the parent usable.
+    """
+    child = spark.newSession()
+    for key, value in {**spark.conf.getAll, **(settings or {})}.items():
+        if key.startswith("spark.sql.") and child.conf.isModifiable(key):
+            child.conf.set(key, value)
+    return child

@@ -3,16 +3,21 @@
 Kept in Python so that master and Spark conf come from the same layered config the jobs read
 (`--env`, `--set`), and driver settings such as spark.driver.memory take effect (they must be
 known before the JVM starts, which a SparkSession builder inside the job is too late for).
+The Airflow DAG gets the same package, JARs and conf from here (`--airflow`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from precision_marketing.cli import parse_args
 from precision_marketing.config import load_config
@@ -29,12 +34,22 @@ def build_archives(out: Path) -> tuple[Path, Path]:
     return package, conf
 
 
-def _zip(out: Path, name: str, base: Path, folder: str) -> Path:
-    """A zip named by its content, written atomically.
+def _write_once(target: Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Writes a content-named file atomically, unless it exists.
 
     Jobs started side by side (Airflow runs several) must never see each other's half-written
     archive: Python's zipimport re-reads the file while the job runs.
     """
+    if target.exists():
+        return target
+    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tmp", delete=False) as tmp:
+        write(tmp)
+    os.replace(tmp.name, target)
+    return target
+
+
+def _zip(out: Path, name: str, base: Path, folder: str) -> Path:
+    """A zip named by its content."""
     files = sorted(
         p for p in (base / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
     )
@@ -42,35 +57,92 @@ def _zip(out: Path, name: str, base: Path, folder: str) -> Path:
     for path in files:
         digest.update(str(path.relative_to(base)).encode())
         digest.update(path.read_bytes())
-    target = out / f"{name}-{digest.hexdigest()[:16]}.zip"
-    if target.exists():
-        return target
-    with (
-        tempfile.NamedTemporaryFile(dir=out, suffix=".tmp", delete=False) as tmp,
-        zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive,
-    ):
-        for path in files:
-            archive.write(path, path.relative_to(base))
-    os.replace(tmp.name, target)
-    return target
+
+    def write(tmp: IO[bytes]) -> None:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in files:
+                archive.write(path, path.relative_to(base))
+
+    return _write_once(out / f"{name}-{digest.hexdigest()[:16]}.zip", write)
 
 
-def submit_args(job: str, argv: list[str], out: Path) -> list[str]:
+@dataclass(frozen=True)
+class Submission:
+    """Everything spark-submit gets besides the job script and the job's own arguments."""
+
+    master: str
+    app_name: str
+    conf: dict[str, str]
+    jars: list[str]
+    py_files: Path
+    archives: list[str]
+
+    def args(self, job: str) -> list[str]:
+        result = ["--master", self.master, "--name", f"{self.app_name}:{job}"]
+        for key, value in self.conf.items():
+            result += ["--conf", f"{key}={value}"]
+        result += ["--jars", ",".join(self.jars), "--py-files", str(self.py_files)]
+        if self.archives:
+            result += ["--archives", ",".join(self.archives)]
+        return result
+
+
+def submission(job: str, argv: list[str], out: Path) -> Submission:
     args = parse_args(job, argv)
     config = load_config(args.env, args.overrides)
     package, conf = build_archives(out)
     master = config.spark.master
-    result = ["--master", master, "--name", f"{config.spark.app_name}:{job}"]
-    for key, value in session_conf(config).items():
-        result += ["--conf", f"{key}={value}"]
-    result += ["--jars", ",".join(delta_jars()), "--py-files", str(package)]
-    if not master.startswith("local"):
-        # On a cluster the driver may run where there is no checkout (YARN cluster mode):
-        # conf/ arrives as ./conf in every container, where config.find_conf_dir looks.
-        result += ["--archives", f"{conf}#conf"]
-    return result
+    # On a cluster the driver may run where there is no checkout (YARN cluster mode) and
+    # executors run in their own work dirs: conf/ arrives as ./conf in every container,
+    # where config.find_conf_dir looks.
+    archives = [] if master.startswith("local") else [f"{conf}#conf"]
+    return Submission(
+        master, config.spark.app_name, session_conf(config), delta_jars(), package, archives
+    )
+
+
+def submit_args(job: str, argv: list[str], out: Path) -> list[str]:
+    return submission(job, argv, out).args(job)
+
+
+def airflow_spec(argv: list[str], out: Path) -> dict[str, str]:
+    """What the DAG's SparkSubmitOperators need, as one JSON-able mapping.
+
+    The Spark conf goes into a properties file (`--properties-file`): the operator's `conf`
+    must be a mapping when the DAG is parsed, while a file path can come from a template.
+    The master is left to the Airflow connection.
+    """
+    spec = submission("pipeline", argv, out)
+    conf = dict(spec.conf)
+    if spec.archives:
+        conf["spark.archives"] = ",".join(spec.archives)
+    text = "".join(f"{key}={_escape(value)}\n" for key, value in sorted(conf.items()))
+    data = text.encode("utf-8")
+
+    def write(tmp: IO[bytes]) -> None:
+        tmp.write(data)
+
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    properties = _write_once(out / f"spark-{digest}.properties", write)
+    return {
+        "app_name": spec.app_name,
+        "master": spec.master,
+        "py_files": str(spec.py_files),
+        "jars": ",".join(spec.jars),
+        "properties_file": str(properties),
+    }
+
+
+def _escape(value: str) -> str:
+    """A value as java.util.Properties reads it back (spark-submit --properties-file)."""
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"a Spark conf value with a line break cannot be shipped: {value!r}")
+    return value.replace("\\", "\\\\")
 
 
 if __name__ == "__main__":
-    job_name, *job_argv = sys.argv[1:]
-    print("\n".join(submit_args(job_name, job_argv, ROOT / "build")))
+    if sys.argv[1:2] == ["--airflow"]:
+        print(json.dumps(airflow_spec(sys.argv[2:], ROOT / "build")))
+    else:
+        job_name, *job_argv = sys.argv[1:]
+        print("\n".join(submit_args(job_name, job_argv, ROOT / "build")))

@@ -8,8 +8,7 @@ reads. docs/data-contract.md describes the layout, the planted structure and the
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +22,7 @@ from precision_marketing.datagen import model as m
 from precision_marketing.datagen.model import GenParams
 from precision_marketing.io import files, tables
 from precision_marketing.runtime import JobContext, step
+from precision_marketing.spark import observing_session
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,7 @@ def run(ctx: JobContext) -> None:
     if ctx.options.get("if_empty") and _landing_has_files(ctx):
         log.info("generate: landing already holds files; nothing generated (--if-empty)")
         return
-    with _session_conf(ctx.spark, _codegen_conf(ctx.spark)):
-        _run(ctx)
+    _run(replace(ctx, spark=observing_session(ctx.spark, _codegen_conf(ctx.spark))))
 
 
 def _landing_has_files(ctx: JobContext) -> bool:
@@ -85,22 +84,6 @@ def _codegen_conf(spark: SparkSession) -> dict[str, str]:
     if "-XX:-DontCompileHugeMethods" in (conf.get(f"spark.{where}.extraJavaOptions") or ""):
         return {}
     return {"spark.sql.codegen.hugeMethodLimit": "8000"}
-
-
-@contextmanager
-def _session_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
-    """Sets SQL conf for the block and puts the previous values back afterwards."""
-    before: dict[str, str | None] = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, previous in before.items():
-            if previous is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, previous)
 
 
 def _run(ctx: JobContext) -> None:

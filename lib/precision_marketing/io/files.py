@@ -87,6 +87,16 @@ def delete(spark: SparkSession, uri: str) -> None:
         fs.delete(path, True)
 
 
+def rename(spark: SparkSession, source: str, target: str) -> None:
+    """Moves a file or folder, creating the target's parent (a metadata operation on HDFS and
+    local disk)."""
+    fs, source_path = _fs_and_path(spark, source)
+    _, target_path = _fs_and_path(spark, target)
+    fs.mkdirs(target_path.getParent())
+    if not fs.rename(source_path, target_path):
+        raise OSError(f"could not move {source} to {target}")
+
+
 def exists(spark: SparkSession, uri: str) -> bool:
     fs, path = _fs_and_path(spark, uri)
     return bool(fs.exists(path))

@@ -1,0 +1,1 @@
+"""activation: campaigns as data, consent-aware audiences with holdouts, exports, manifests."""

@@ -1,0 +1,1 @@
+"""Campaign measurement: treatment vs control uplift, significance and ROI per campaign window."""

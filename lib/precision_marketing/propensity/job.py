@@ -1,0 +1,469 @@
+"""propensity: gold/user_features + silver order lines -> calibrated purchase probabilities,
+deciles, predicted spend and churn risk for every active customer (gold/propensity).
+
+Trained on features at past as_of dates with the purchases of the H days after each; tuned by
+TrainValidationSplit; judged and calibrated on a later as_of date (a time-based holdout) against
+a recency-only baseline. Snapshots of user_features these dates need are built by the features
+stage's own code when missing. A rerun for the same run date and config rewrites the same
+partition under the same model version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, replace
+from datetime import date
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.ml import PipelineModel
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from precision_marketing.config import Config, PropensityConfig
+from precision_marketing.features import job as features_job
+from precision_marketing.io import files, tables
+from precision_marketing.io.tables import Layer
+from precision_marketing.propensity import evaluate, model, report, transforms
+from precision_marketing.propensity.evaluate import RANK, DecileRow
+from precision_marketing.propensity.transforms import (
+    CHURN_LABEL,
+    LABEL,
+    RECENTLY_ACTIVE,
+    SPEND_NEXT,
+    SPEND_PREVIOUS,
+)
+from precision_marketing.runtime import JobContext, step
+
+log = logging.getLogger(__name__)
+
+FEATURES = "user_features"
+PROPENSITY = "propensity"
+METRICS = "propensity_metrics"
+INPUTS = {
+    "user_features": Layer.GOLD,
+    "order_lines": Layer.SILVER,
+    "customers": Layer.SILVER,
+    "items": Layer.SILVER,
+}
+
+MODEL = "propensity"
+BASELINE = "recency_baseline"
+CHURN = "churn"
+SPEND = "spend"
+SPEND_BASELINE = "spend_last_period"
+RECENCY_SCORE = "recency_score"
+PROBABILITY = "probability"
+
+OUTPUT_SCHEMA = (
+    "customer_id string, as_of_date date, probability double, decile int, "
+    "predicted_spend double, expected_value double, churn_risk double, model_version string"
+)
+METRICS_SCHEMA = (
+    "as_of_date date, model_version string, validation_as_of_date date, model string, "
+    "metric string, decile int, value double"
+)
+
+
+def model_version(cfg: PropensityConfig, as_of: date) -> str:
+    """lr-<as_of>-<config hash>: the same day and settings always name the same version."""
+    digest = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:8]
+    return f"lr-{as_of:%Y%m%d}-{digest}"
+
+
+def models_path(config: Config, *parts: str) -> str:
+    return "/".join([tables.warehouse(config), "models", "propensity", *parts])
+
+
+def snapshot_dates_present(spark: SparkSession, path: str) -> set[date]:
+    """as_of dates already in gold/user_features (one row per snapshot: bounded)."""
+    if not tables.is_delta(spark, path):
+        return set()
+    return {r[0] for r in tables.read(spark, path).select("as_of_date").distinct().collect()}
+
+
+def ensure_snapshots(ctx: JobContext, dates: list[date]) -> list[date]:
+    """Builds the missing user_features snapshots with the features stage; returns them."""
+    path = tables.table_path(ctx.config, Layer.GOLD, FEATURES)
+    missing = sorted(set(dates) - snapshot_dates_present(ctx.spark, path))
+    if missing and not ctx.config.propensity.build_missing_features:
+        raise RuntimeError(
+            f"{path} has no snapshot for {', '.join(d.isoformat() for d in missing)}: run "
+            "features for those run dates or set propensity.build_missing_features=true"
+        )
+    for day in missing:
+        log.info("propensity: building the user_features snapshot for %s", day)
+        features_job.run(replace(ctx, run_date=day))
+    return missing
+
+
+@dataclass(frozen=True)
+class Inputs:
+    features: DataFrame
+    order_lines: DataFrame
+    customers: DataFrame
+    items: DataFrame
+    versions: dict[str, int]
+
+    def snapshot(self, as_of: date) -> DataFrame:
+        at = self.features.where(F.col("as_of_date") == F.lit(as_of))
+        return transforms.with_history_days(at)
+
+    def labelled(self, as_of: date, cfg: PropensityConfig) -> DataFrame:
+        """The as_of snapshot with outcomes over the next H days: training or validation rows."""
+        return transforms.labelled(self.snapshot(as_of), self.order_lines, self.items, as_of, cfg)
+
+
+def read_inputs(spark: SparkSession, config: Config) -> Inputs:
+    """Every input pinned at its current Delta version (recorded with the model)."""
+    frames, versions = {}, {}
+    for name, layer in INPUTS.items():
+        path = tables.table_path(config, layer, name)
+        current = tables.version(spark, path)
+        if current is None:
+            raise RuntimeError(f"no {path}: run the stages before propensity first")
+        frames[name], versions[name] = tables.read(spark, path, current), current
+    return Inputs(
+        frames["user_features"],
+        frames["order_lines"],
+        frames["customers"],
+        frames["items"],
+        versions,
+    )
+
+
+class Run:
+    """What the steps of one run share, and the frames it persisted (released at the end)."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.config.propensity
+        self.version = model_version(self.cfg, ctx.run_date)
+        self.train_dates, self.validation_date = transforms.snapshot_dates(ctx.run_date, self.cfg)
+        self.cached: list[DataFrame] = []
+
+    def keep(self, df: DataFrame) -> DataFrame:
+        self.cached.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        return df
+
+    def release(self) -> None:
+        for df in self.cached:
+            df.unpersist()
+
+
+def run(ctx: JobContext) -> None:
+    r = Run(ctx)
+    log.info(
+        "propensity as_of=%s model_version=%s train=%s validation=%s",
+        ctx.run_date, r.version, [d.isoformat() for d in r.train_dates], r.validation_date,
+    )  # fmt: skip
+    try:
+        _run(r)
+    finally:
+        # Released even on failure: the pipeline and the tests share one session.
+        r.release()
+
+
+@dataclass
+class Fitted:
+    propensity: PipelineModel  # preparation + LogisticRegression
+    calibration: PipelineModel
+    spend: Any  # GeneralizedLinearRegressionModel, or None
+    churn: Any  # LogisticRegressionModel, or None
+    tuned: model.Tuned
+    coefficients: list[tuple[str, float]]
+
+
+def _run(r: Run) -> None:
+    ctx, cfg = r.ctx, r.cfg
+    spark, config, as_of = ctx.spark, ctx.config, ctx.run_date
+    with step(log, "propensity feature snapshots") as s:
+        built = ensure_snapshots(ctx, [*r.train_dates, r.validation_date, as_of])
+        s.rows(built=len(built))
+    inputs = read_inputs(spark, config)
+    model.check_features(inputs.features.columns, cfg)
+
+    with step(log, "propensity training set") as s:
+        frames = [inputs.labelled(d, cfg) for d in r.train_dates]
+        training = frames[0]
+        for frame in frames[1:]:
+            training = training.unionByName(frame)
+        if cfg.class_weights:
+            training = transforms.with_class_weights(training)
+        training = r.keep(training)
+        counts = training.groupBy(LABEL).count().collect()  # two rows: one per class
+        by_class = {int(row[0]): int(row[1]) for row in counts}
+        if len(by_class) < 2:
+            raise RuntimeError(
+                f"propensity: training snapshots {r.train_dates} hold only label "
+                f"{sorted(by_class)}: need buyers and non-buyers"
+            )
+        s.rows(rows=sum(by_class.values()), buyers=by_class[1])
+    with step(log, "propensity fit") as s:
+        prep = model.preparation(cfg).fit(training)
+        prepared = r.keep(prep.transform(training))
+        tuned = model.tune(prepared, cfg)
+        names = model.slot_names(prepared, cfg)
+        s.rows(grid_points=len(tuned.grid), features=len(names))
+        log.info("propensity chosen %s (grid: %s)", tuned.best, tuned.grid)
+    propensity_model = model.full_model(prep, tuned.model)
+    with step(log, "propensity validation") as s:
+        validation = r.keep(
+            model.with_margin(
+                propensity_model.transform(inputs.labelled(r.validation_date, cfg))
+            ).withColumn(RECENCY_SCORE, recency_score(cfg.days_cap))
+        )
+        calibration = model.calibrator(cfg.calibration, model.MARGIN).fit(validation)
+        evaluated = [
+            evaluate_model(r, validation, MODEL, model.MARGIN),
+            evaluate_model(r, validation, BASELINE, RECENCY_SCORE),
+        ]
+        s.rows(customers=int(evaluated[0].metrics["customers"]))
+    extra: dict[str, dict[str, float]] = {}
+    spend = churn = None
+    if cfg.spend_model:
+        with step(log, "propensity spend model") as s:
+            buyers = prepared.where((F.col(LABEL) > 0) & (F.col(SPEND_NEXT) > 0))
+            spend = model.spend_model(cfg, SPEND_NEXT).fit(buyers)
+            judged = spend.transform(validation.where(F.col(SPEND_NEXT) > 0))
+            extra[SPEND] = evaluate.regression_metrics(judged, "predicted_spend", SPEND_NEXT)
+            extra[SPEND_BASELINE] = evaluate.regression_metrics(judged, SPEND_PREVIOUS, SPEND_NEXT)
+            s.rows(buyers_judged=int(extra[SPEND]["customers"]))
+    if cfg.churn_model:
+        with step(log, "propensity churn model") as s:
+            active = prepared.where(F.col(RECENTLY_ACTIVE))
+            churn = model.churn_model(cfg, CHURN_LABEL, tuned.best).fit(active)
+            judged = with_churn_risk(churn.transform(validation.where(F.col(RECENTLY_ACTIVE))))
+            extra[CHURN] = {
+                **evaluate.ranking_metrics(judged, "churn_risk", CHURN_LABEL),
+                **evaluate.probability_metrics(judged, "churn_risk", CHURN_LABEL),
+            }
+            s.rows(active_judged=int(extra[CHURN]["customers"]))
+    fitted = Fitted(
+        propensity_model, calibration, spend, churn, tuned, model.coefficients(tuned.model, names)
+    )
+    outputs = [
+        tables.table_path(config, Layer.GOLD, PROPENSITY),
+        tables.table_path(config, Layer.OPS, METRICS),
+    ]
+    with tables.restored_on_failure(spark, outputs):
+        write_scores(r, inputs, fitted)
+        write_metrics(r, evaluated, extra)
+    save_model(r, fitted, inputs, evaluated, extra)
+    with step(log, "propensity report"):
+        write_report(r, fitted, evaluated, extra, inputs)
+
+
+def recency_score(days_cap: int) -> Any:
+    """The baseline's score: fewer days since the last order ranks higher; never = the cap."""
+    days = F.least(F.coalesce(F.col("days_since_last_order"), F.lit(days_cap)), F.lit(days_cap))
+    return (-days).cast("double")
+
+
+def with_churn_risk(scored: DataFrame) -> DataFrame:
+    return scored.withColumn("churn_risk", vector_to_array(F.col("churn_probability"))[1]).drop(
+        "churn_raw", "churn_probability", "churn_prediction"
+    )
+
+
+def evaluate_model(r: Run, validation: DataFrame, name: str, score: str) -> report.Evaluated:
+    """Ranking metrics of `score`; probability metrics, deciles and curve of its out-of-fold
+    calibrated probabilities, on the validation snapshot."""
+    cfg = r.cfg
+    calibrated = model.cross_calibrated(
+        validation.select("customer_id", score, LABEL),
+        cfg.calibration,
+        score,
+        PROBABILITY,
+        cfg.seed,
+    )
+    ranked = evaluate.with_rank(calibrated, [F.col(score).desc(), F.col("customer_id")], r.keep)
+    metrics = {
+        **evaluate.ranking_metrics(validation, score, LABEL),
+        **evaluate.probability_metrics(ranked, PROBABILITY, LABEL),
+    }
+    deciles = evaluate.gains(evaluate.bucket_table(ranked, evaluate.DECILES, LABEL, PROBABILITY))
+    metrics["ece"] = evaluate.calibration_error(deciles)
+    metrics["top_decile_precision"] = deciles[0].observed_rate if deciles else float("nan")
+    metrics["top_decile_lift"] = deciles[0].lift if deciles else float("nan")
+    curve = evaluate.curve(evaluate.bucket_table(ranked, cfg.curve_points, LABEL, None))
+    log.info("propensity %s: %s", name, {k: round(v, 4) for k, v in metrics.items()})
+    return report.Evaluated(name, metrics, deciles, curve)
+
+
+def scoring_frame(r: Run, inputs: Inputs) -> DataFrame:
+    """Every active customer at the run date with its snapshot features (null when a customer
+    has no snapshot row yet: the model imputes them)."""
+    as_of = r.ctx.run_date
+    snapshot = inputs.features.where(F.col("as_of_date") == F.lit(as_of)).drop("as_of_date")
+    customers = transforms.active_customers(inputs.customers, as_of)
+    joined = customers.join(snapshot, "customer_id", "left").withColumn(
+        RECENTLY_ACTIVE, transforms.recently_active(r.cfg.churn_active_days)
+    )
+    reach = inputs.snapshot(as_of).select(transforms.HISTORY_DAYS).limit(1)
+    return joined.crossJoin(F.broadcast(reach))
+
+
+def write_scores(r: Run, inputs: Inputs, fitted: Fitted) -> None:
+    spark, config, as_of = r.ctx.spark, r.ctx.config, r.ctx.run_date
+    with step(log, f"propensity write {PROPENSITY}") as s:
+        scored = model.calibrated(
+            fitted.calibration,
+            model.with_margin(fitted.propensity.transform(scoring_frame(r, inputs))),
+            model.MARGIN,
+            PROBABILITY,
+        )
+        if fitted.spend is not None:
+            scored = fitted.spend.transform(scored).withColumn(
+                "predicted_spend", F.greatest(F.col("predicted_spend"), F.lit(0.0))
+            )
+        else:
+            scored = scored.withColumn("predicted_spend", F.lit(None).cast("double"))
+        if fitted.churn is not None:
+            scored = with_churn_risk(fitted.churn.transform(scored)).withColumn(
+                "churn_risk", F.when(F.col(RECENTLY_ACTIVE), F.col("churn_risk"))
+            )
+        else:
+            scored = scored.withColumn("churn_risk", F.lit(None).cast("double"))
+        slim = scored.select(
+            "customer_id", PROBABILITY, "predicted_spend", "churn_risk", model.MARGIN
+        )
+        # Ties in probability go to the higher model score, then the smaller customer id.
+        ranked = evaluate.with_rank(
+            slim,
+            [F.col(PROBABILITY).desc(), F.col(model.MARGIN).desc(), F.col("customer_id")],
+            r.keep,
+        )
+        out = ranked.select(
+            "customer_id",
+            F.lit(as_of).alias("as_of_date"),
+            PROBABILITY,
+            evaluate.bucket(F.col(RANK), F.col("_n"), evaluate.DECILES).alias("decile"),
+            "predicted_spend",
+            (F.col(PROBABILITY) * F.col("predicted_spend")).alias("expected_value"),
+            "churn_risk",
+            F.lit(r.version).alias("model_version"),
+        )
+        path = tables.table_path(config, Layer.GOLD, PROPENSITY)
+        tables.replace_where(out, path, f"as_of_date = '{as_of}'", partition_by=["as_of_date"])
+        s.rows(rows=tables.last_commit(spark, path).rows("numOutputRows"))
+
+
+def metric_rows(
+    r: Run, evaluated: list[report.Evaluated], extra: dict[str, dict[str, float]]
+) -> list[tuple[Any, ...]]:
+    """Long format: one row per (model, metric) and per (model, decile metric, decile)."""
+    head = (r.ctx.run_date, r.version, r.validation_date)
+    rows: list[tuple[Any, ...]] = []
+    for m in evaluated:
+        rows += [(*head, m.name, k, None, float(v)) for k, v in sorted(m.metrics.items())]
+        for d in m.deciles:
+            rows += [(*head, m.name, k, d.decile, float(v))
+                     for k, v in decile_metrics(d).items() if v is not None]  # fmt: skip
+    for name, values in extra.items():
+        rows += [(*head, name, k, None, float(v)) for k, v in sorted(values.items())]
+    return rows
+
+
+def decile_metrics(d: DecileRow) -> dict[str, float | None]:
+    return {
+        "customers": float(d.customers),
+        "positives": float(d.positives),
+        "mean_predicted": d.mean_predicted,
+        "observed_rate": d.observed_rate,
+        "lift": d.lift,
+        "cumulative_gain": d.cumulative_gain,
+        "cumulative_lift": d.cumulative_lift,
+    }
+
+
+def write_metrics(
+    r: Run, evaluated: list[report.Evaluated], extra: dict[str, dict[str, float]]
+) -> None:
+    spark, as_of = r.ctx.spark, r.ctx.run_date
+    with step(log, f"propensity write {METRICS}") as s:
+        rows = metric_rows(r, evaluated, extra)
+        path = tables.table_path(r.ctx.config, Layer.OPS, METRICS)
+        # Bounded: models x (metrics + deciles x decile metrics) rows, built on the driver.
+        df = spark.createDataFrame(rows, METRICS_SCHEMA)
+        tables.replace_where(df, path, f"as_of_date = '{as_of}'")
+        s.rows(rows=len(rows))
+
+
+def save_model(
+    r: Run,
+    fitted: Fitted,
+    inputs: Inputs,
+    evaluated: list[report.Evaluated],
+    extra: dict[str, dict[str, float]],
+) -> None:
+    spark, config = r.ctx.spark, r.ctx.config
+    directory = models_path(config, r.version)
+    with step(log, "propensity save model") as s:
+        fitted.propensity.write().overwrite().save(f"{directory}/propensity")
+        fitted.calibration.write().overwrite().save(f"{directory}/calibration")
+        if fitted.spend is not None:
+            fitted.spend.write().overwrite().save(f"{directory}/spend")
+        if fitted.churn is not None:
+            fitted.churn.write().overwrite().save(f"{directory}/churn")
+        params = {
+            "model_version": r.version,
+            "as_of_date": r.ctx.run_date.isoformat(),
+            "run_id": r.ctx.run_id,
+            "train_as_of_dates": [d.isoformat() for d in r.train_dates],
+            "validation_as_of_date": r.validation_date.isoformat(),
+            "chosen": fitted.tuned.best.as_dict(),
+            "config": asdict(r.cfg),
+            "inputs": {
+                name: {
+                    "path": tables.table_path(config, layer, name),
+                    "delta_version": inputs.versions[name],
+                }
+                for name, layer in INPUTS.items()
+            },
+        }
+        metrics = {
+            "validation": {m.name: m.metrics for m in evaluated},
+            "deciles": {m.name: [asdict(d) for d in m.deciles] for m in evaluated},
+            **extra,
+            "grid": [{**g.as_dict(), r.cfg.tuning_metric: g.metric} for g in fitted.tuned.grid],
+            "coefficients": dict(fitted.coefficients),
+            "intercept": float(fitted.tuned.model.intercept),
+        }
+        files.write_text(spark, f"{directory}/params.json", json.dumps(params, indent=2))
+        files.write_text(spark, f"{directory}/metrics.json", json.dumps(metrics, indent=2))
+        s.rows(features=len(fitted.coefficients))
+
+
+def write_report(
+    r: Run,
+    fitted: Fitted,
+    evaluated: list[report.Evaluated],
+    extra: dict[str, dict[str, float]],
+    inputs: Inputs,
+) -> None:
+    spark, config = r.ctx.spark, r.ctx.config
+    out = tables.reports_path(config, "propensity", r.ctx.run_id)
+    for name, png in report.charts(evaluated, fitted.coefficients).items():
+        files.write_bytes(spark, f"{out}/{name}", png)
+    facts = {
+        "model version": r.version,
+        "as of (scored)": r.ctx.run_date.isoformat(),
+        "training as_of dates": ", ".join(d.isoformat() for d in r.train_dates),
+        "validation as_of date": r.validation_date.isoformat(),
+        "horizon (days)": str(r.cfg.horizon_days),
+        "chosen": str(fitted.tuned.best.as_dict()),
+        "calibration": r.cfg.calibration,
+        "input Delta versions": ", ".join(f"{k} {v}" for k, v in inputs.versions.items()),
+        "run id": r.ctx.run_id,
+    }
+    grid = [{**g.as_dict(), r.cfg.tuning_metric: g.metric} for g in fitted.tuned.grid]
+    page = report.render(
+        f"Purchase propensity as of {r.ctx.run_date.isoformat()}",
+        facts, evaluated, extra, grid, fitted.coefficients,
+    )  # fmt: skip
+    files.write_text(spark, f"{out}/index.html", page)
+    log.info("propensity report: %s/index.html", out)

@@ -1,0 +1,55 @@
+"""A small warehouse built the way users build theirs: generate, then the `pipeline` job.
+
+Built once per test process (the notebooks and the pipeline-summary tests share it): 100
+generated customers run through every stage of conf/base.yaml's pipeline.steps, in one
+`pipeline` run in this process, on the shared session. Its summary text is kept for tests.
+"""
+
+from __future__ import annotations
+
+import io
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from precision_marketing.config import Config
+from tests.support import RUN_DATE, make_config, run_stage
+
+# conf/base.yaml's pipeline.steps (conf/test.yaml narrows them for the spark-submit test).
+PIPELINE_ORDER = (
+    "ingest",
+    "validate",
+    "silver",
+    "features",
+    "segment",
+    "recommend",
+    "propensity",
+    "publish",
+    "measure",
+)
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    config: Config
+    steps: list[str]
+    summary: str  # what `pipeline` printed
+
+
+_built: dict[str, Warehouse] = {}
+
+
+def pipeline_warehouse(spark: SparkSession, factory: pytest.TempPathFactory) -> Warehouse:
+    if "warehouse" not in _built:
+        root: Path = factory.mktemp("pipeline_warehouse")
+        steps = list(PIPELINE_ORDER)
+        config = make_config(root, f"pipeline.steps=[{','.join(steps)}]")
+        run_stage(spark, config, "generate", RUN_DATE)
+        printed = io.StringIO()
+        with redirect_stdout(printed):
+            run_stage(spark, config, "pipeline", RUN_DATE)
+        _built["warehouse"] = Warehouse(config, steps, printed.getvalue())
+    return _built["warehouse"]
