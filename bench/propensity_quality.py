@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -35,34 +32,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
+from segments_quality import storage_args, submit  # noqa: E402  (bench/ is on sys.path)
+
 # Through features: propensity runs on its own afterwards, so its time is measured apart.
 STEPS = "[ingest,validate,silver,features]"
-
-
-def storage_args(base: Path) -> list[str]:
-    return [
-        f"--set=storage.landing={base}/landing",
-        f"--set=storage.warehouse={base}/warehouse",
-        f"--set=storage.ground_truth={base}/ground_truth",
-    ]
-
-
-def submit(job: str, run_date: date, base: Path, *extra: str) -> float:
-    """Runs one job through spark-submit.sh; returns its wall-clock seconds (JVM start included)."""
-    log = base / f"{job}_{run_date.isoformat()}.log"
-    cmd = [str(ROOT / "spark-submit.sh"), job, f"--run-date={run_date.isoformat()}"]
-    cmd += [*storage_args(base), "--set=spark.conf.spark.ui.showConsoleProgress='false'", *extra]
-    # This checkout's package, whatever another install in the venv points at.
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
-    started = time.perf_counter()
-    with log.open("w") as out:
-        code = subprocess.run(
-            cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env
-        ).returncode
-    seconds = time.perf_counter() - started
-    if code != 0:
-        sys.exit(f"{job} {run_date} failed ({code}); see {log}")
-    return seconds
 
 
 def step_seconds(base: Path, job: str, run_date: date) -> dict[str, float]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -66,9 +67,13 @@ def submit(job: str, run_date: date, base: Path, *extra: str) -> float:
     log = base / f"{job}_{run_date.isoformat()}.log"
     cmd = [str(ROOT / "spark-submit.sh"), job, f"--run-date={run_date.isoformat()}"]
     cmd += [*storage_args(base), "--set=spark.conf.spark.ui.showConsoleProgress='false'", *extra]
+    # This checkout's package, whatever another install in the venv points at.
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
     started = time.perf_counter()
     with log.open("w") as out:
-        code = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT).returncode
+        code = subprocess.run(
+            cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env
+        ).returncode
     seconds = time.perf_counter() - started
     if code != 0:
         sys.exit(f"{job} {run_date} failed ({code}); see {log}")

@@ -34,23 +34,18 @@ from pyspark.sql.types import (
     DoubleType,
     IntegerType,
     StringType,
-    StructField,
-    StructType,
     TimestampType,
 )
 
 from precision_marketing.config import Config
+from precision_marketing.contracts import nullable_schema
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 
 D = date(2026, 6, 30)
 
 
-def _schema(*fields: tuple[str, Any]) -> StructType:
-    return StructType([StructField(n, t, True) for n, t in fields])
-
-
-CUSTOMERS = _schema(
+CUSTOMERS = nullable_schema(
     ("customer_id", StringType()),
     ("email_hash", StringType()),
     ("phone_hash", StringType()),
@@ -61,14 +56,14 @@ CUSTOMERS = _schema(
     ("consent_push", BooleanType()),
     ("updated_at", TimestampType()),
 )
-FEATURES = _schema(
+FEATURES = nullable_schema(
     ("customer_id", StringType()),
     ("rfm_segment", StringType()),
     ("view_share_electronics", DoubleType()),
     ("spend_share_electronics", DoubleType()),
     ("as_of_date", DateType()),
 )
-SEGMENTS = _schema(
+SEGMENTS = nullable_schema(
     ("customer_id", StringType()),
     ("segment_id", IntegerType()),
     ("segment_name", StringType()),
@@ -76,7 +71,7 @@ SEGMENTS = _schema(
     ("model_version", StringType()),
     ("as_of_date", DateType()),
 )
-PROPENSITY = _schema(
+PROPENSITY = nullable_schema(
     ("customer_id", StringType()),
     ("as_of_date", DateType()),
     ("probability", DoubleType()),
@@ -86,7 +81,7 @@ PROPENSITY = _schema(
     ("churn_risk", DoubleType()),
     ("model_version", StringType()),
 )
-RECOMMENDATIONS = _schema(
+RECOMMENDATIONS = nullable_schema(
     ("customer_id", StringType()),
     ("rank", IntegerType()),
     ("item_id", StringType()),
@@ -95,14 +90,14 @@ RECOMMENDATIONS = _schema(
     ("model_version", StringType()),
     ("as_of_date", DateType()),
 )
-ITEMS = _schema(
+ITEMS = nullable_schema(
     ("item_id", StringType()),
     ("title", StringType()),
     ("category", StringType()),
     ("price", DoubleType()),
     ("active", BooleanType()),
 )
-CONTACT_HISTORY = _schema(
+CONTACT_HISTORY = nullable_schema(
     ("customer_id", StringType()),
     ("campaign_id", StringType()),
     ("channel", StringType()),

@@ -16,23 +16,18 @@ from pyspark.sql.types import (
     IntegerType,
     LongType,
     StringType,
-    StructField,
-    StructType,
     TimestampType,
 )
 
 from precision_marketing.config import Config
+from precision_marketing.contracts import nullable_schema
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 
 AS_OF = date(2026, 6, 30)
 
 
-def _schema(*fields: tuple[str, Any]) -> StructType:
-    return StructType([StructField(n, t, True) for n, t in fields])
-
-
-EVENTS = _schema(
+EVENTS = nullable_schema(
     ("event_id", StringType()),
     ("device_id", StringType()),
     ("customer_id", StringType()),
@@ -50,7 +45,7 @@ EVENTS = _schema(
     ("utm_campaign", StringType()),
     ("source_batch_no", LongType()),
 )
-CUSTOMERS = _schema(
+CUSTOMERS = nullable_schema(
     ("customer_id", StringType()),
     ("email_hash", StringType()),
     ("phone_hash", StringType()),
@@ -64,7 +59,7 @@ CUSTOMERS = _schema(
     ("consent_push", BooleanType()),
     ("updated_at", TimestampType()),
 )
-ORDER_LINES = _schema(
+ORDER_LINES = nullable_schema(
     ("order_id", StringType()),
     ("line_no", IntegerType()),
     ("customer_id", StringType()),
@@ -84,7 +79,7 @@ ORDER_LINES = _schema(
     ("store_id", StringType()),
     ("status", StringType()),
 )
-ITEMS = _schema(
+ITEMS = nullable_schema(
     ("item_id", StringType()),
     ("title", StringType()),
     ("category", StringType()),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pyspark.sql.types import (
     BooleanType,
+    DataType,
     DoubleType,
     IntegerType,
     StringType,
@@ -19,8 +20,9 @@ from pyspark.sql.types import (
 )
 
 
-def _schema(*fields: tuple[str, object]) -> StructType:
-    return StructType([StructField(name, dtype, True) for name, dtype in fields])  # type: ignore[arg-type]
+def nullable_schema(*fields: tuple[str, DataType]) -> StructType:
+    """Every field nullable: the readers' contracts never reject a row by schema alone."""
+    return StructType([StructField(name, dtype, True) for name, dtype in fields])
 
 
 EVENT_TYPES = (
@@ -41,7 +43,7 @@ CURRENCIES = ("EUR",)
 SALES_CHANNELS = ("web", "app", "store")
 CONSENT_CHANNELS = ("email", "sms", "push")
 
-EVENTS = _schema(
+EVENTS = nullable_schema(
     ("event_id", StringType()),
     ("device_id", StringType()),
     ("customer_id", StringType()),
@@ -58,7 +60,7 @@ EVENTS = _schema(
     ("utm_campaign", StringType()),
 )
 
-CRM = _schema(
+CRM = nullable_schema(
     ("customer_id", StringType()),
     ("email", StringType()),
     ("phone", StringType()),
@@ -76,7 +78,7 @@ CRM = _schema(
     ("updated_at", StringType()),
 )
 
-TRANSACTIONS = _schema(
+TRANSACTIONS = nullable_schema(
     ("order_id", StringType()),
     ("line_no", IntegerType()),
     ("customer_id", StringType()),
@@ -91,7 +93,7 @@ TRANSACTIONS = _schema(
     ("status", StringType()),
 )
 
-CATALOG = _schema(
+CATALOG = nullable_schema(
     ("item_id", StringType()),
     ("title", StringType()),
     ("category", StringType()),
