@@ -185,6 +185,11 @@ def main() -> None:
     parser.add_argument("--env", default="local")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", type=Path, default=None, help="results JSON (default: --root)")
+    parser.add_argument(
+        "--remeasure",
+        action="store_true",
+        help="keep the data of an earlier run under --root and only run measure at E again",
+    )
     args = parser.parse_args()
     configure_logging()
     run_date = args.run_date
@@ -192,7 +197,8 @@ def main() -> None:
     if measure_date > datetime.now(UTC).date():
         sys.exit(f"measure date {measure_date} is after today: validate would quarantine it")
     base = args.root / f"n{args.customers}"
-    shutil.rmtree(base, ignore_errors=True)
+    if not args.remeasure:
+        shutil.rmtree(base, ignore_errors=True)
     overrides = [
         f"storage.landing={base}/landing",
         f"storage.warehouse={base}/warehouse",
@@ -202,14 +208,21 @@ def main() -> None:
         *args.overrides,
     ]
     config = load_config(args.env, overrides)
-    timing: dict[str, float] = {"generate": generate(args.env, overrides, run_date, base)}
+    timing: dict[str, float] = {}
+    if not args.remeasure:
+        timing["generate"] = generate(args.env, overrides, run_date, base)
     spark = build_session(config, "uplift-quality")
     try:
-        for stage in PUBLISH_STAGES:
-            timing[f"{stage}@D"] = run_stage(spark, config, stage, run_date)
-        timing["simulate_response@E"] = run_stage(spark, config, "simulate_response", measure_date)
-        for stage in MEASURE_STAGES:
-            timing[f"{stage}@E"] = run_stage(spark, config, stage, measure_date)
+        if args.remeasure:
+            timing["measure@E"] = run_stage(spark, config, "measure", measure_date)
+        else:
+            for stage in PUBLISH_STAGES:
+                timing[f"{stage}@D"] = run_stage(spark, config, stage, run_date)
+            timing["simulate_response@E"] = run_stage(
+                spark, config, "simulate_response", measure_date
+            )
+            for stage in MEASURE_STAGES:
+                timing[f"{stage}@E"] = run_stage(spark, config, stage, measure_date)
         rows = compare(spark, config, measure_date)
     finally:
         spark.stop()
@@ -222,7 +235,7 @@ def main() -> None:
         "after_publish_s": round(sum(v for k, v in timing.items() if k.endswith("@E")), 1),
         "comparison": rows,
     }
-    out = args.out or base.with_suffix(".json")
+    out = args.out or base.with_suffix(".remeasured.json" if args.remeasure else ".json")
     out.write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps({k: v for k, v in result.items() if k != "comparison"}, indent=2))
     print(markdown(rows))

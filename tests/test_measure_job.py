@@ -287,10 +287,11 @@ def test_overall_uplift_incremental_values_cost_and_roi(measured: dict) -> None:
     assert r["control_conversion_rate"] == pytest.approx(1 / 3)
     assert r["conversion_uplift"] == pytest.approx(1 / 6)
     assert r["relative_uplift"] == pytest.approx(0.5)  # 0.5 / (1/3) - 1
-    # Interval: 1/6 -+ 1.959964 x sqrt(0.5 x 0.5 / 6 + (1/3)(2/3) / 3).
-    half = 1.959963984540054 * (0.25 / 6 + (2 / 9) / 3) ** 0.5
-    assert r["conversion_uplift_ci_low"] == pytest.approx(1 / 6 - half)
-    assert r["conversion_uplift_ci_high"] == pytest.approx(1 / 6 + half)
+    # Agresti-Caffo interval: 3 of 6 and 1 of 3 become 4 of 8 and 2 of 5, centre 0.5 - 0.4;
+    # 0.1 -+ 1.959964 x sqrt(0.5 x 0.5 / 8 + 0.4 x 0.6 / 5).
+    half = 1.959963984540054 * (0.25 / 8 + 0.24 / 5) ** 0.5
+    assert r["conversion_uplift_ci_low"] == pytest.approx(0.1 - half)
+    assert r["conversion_uplift_ci_high"] == pytest.approx(0.1 + half)
     assert 0.0 < r["conversion_p_value"] < 1.0
     assert r["treatment_revenue_per_customer"] == pytest.approx(20.0)
     assert r["control_revenue_per_customer"] == pytest.approx(25 / 3)

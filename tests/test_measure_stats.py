@@ -30,8 +30,10 @@ def test_hand_computed_two_proportion_case(spark: SparkSession) -> None:
     # Test: pooled p = 220 / 2000 = 0.11; se0 = sqrt(0.11 x 0.89 x (1/1000 + 1/1000))
     #       = sqrt(0.0001958) = 0.0139928553; z = 0.02 / se0 = 1.4293008.
     #       Two-sided p = 2 (1 - Phi(1.4293)) = 0.15292 (normal table: Phi(1.43) = 0.9236).
-    # Interval: se = sqrt(0.12 x 0.88 / 1000 + 0.10 x 0.90 / 1000) = sqrt(0.0001956)
-    #       = 0.0139857070; 0.02 -+ 1.959964 x se = [-0.0074115, 0.0474115].
+    # Interval (Agresti-Caffo: one conversion and one non-conversion added to each group):
+    #       p~_t = 121 / 1002 = 0.1207585, p~_c = 101 / 1002 = 0.1007984, centre 0.0199601;
+    #       se = sqrt(p~_t (1 - p~_t) / 1002 + p~_c (1 - p~_c) / 1002) = 0.0140150;
+    #       0.0199601 -+ 1.959964 x se = [-0.0075089, 0.0474290].
     # Relative: 0.12 / 0.10 - 1 = 0.2; se(log RR) = sqrt(1/120 - 1/1000 + 1/100 - 1/1000)
     #       = sqrt(0.0163333) = 0.1278019; exp(ln 1.2 -+ 1.959964 x 0.1278019) - 1
     #       = exp(0.1823216 -+ 0.2504872) - 1 = [-0.0658942, 0.5415813].
@@ -55,11 +57,32 @@ def test_hand_computed_two_proportion_case(spark: SparkSession) -> None:
     assert got["z"] == pytest.approx(1.4293008, abs=1e-6)
     assert got["p"] == pytest.approx(0.15292, abs=5e-5)
     assert got["p"] == pytest.approx(math.erfc(1.4293008498 / math.sqrt(2)), rel=1e-6)
-    assert got["low"] == pytest.approx(-0.0074115, abs=1e-7)
-    assert got["high"] == pytest.approx(0.0474115, abs=1e-7)
+    assert got["low"] == pytest.approx(-0.0075089, abs=1e-7)
+    assert got["high"] == pytest.approx(0.0474290, abs=1e-7)
     assert got["rel"] == pytest.approx(0.2, abs=1e-12)
     assert got["rel_low"] == pytest.approx(-0.0658942, abs=1e-6)
     assert got["rel_high"] == pytest.approx(0.5415813, abs=1e-6)
+
+
+def test_a_control_group_without_conversions_still_gets_a_wide_interval(
+    spark: SparkSession,
+) -> None:
+    # 3 of 10 treated converted, 0 of 7 controls: the Wald interval would treat the control
+    # rate 0 as exact (se 0 on that side). Agresti-Caffo: p~_t = 4 / 12, p~_c = 1 / 9;
+    # se = sqrt((1/3)(2/3) / 12 + (1/9)(8/9) / 9) = 0.1717337; centre 0.2222222;
+    # 0.2222222 -+ 1.959964 x se = [-0.1143696, 0.5588140].
+    c = F.col
+    diff = stats.rate_difference(c("n_t"), c("x_t"), c("n_c"), c("x_c"))
+    got = evaluate(
+        spark,
+        {"n_t": 10, "x_t": 3, "n_c": 7, "x_c": 0},
+        uplift=diff.interval.estimate,
+        low=diff.interval.low,
+        high=diff.interval.high,
+    )
+    assert got["uplift"] == pytest.approx(0.3, abs=1e-12)
+    assert got["low"] == pytest.approx(-0.1143696, abs=1e-7)
+    assert got["high"] == pytest.approx(0.5588140, abs=1e-7)
 
 
 def test_hand_computed_revenue_difference(spark: SparkSession) -> None:
