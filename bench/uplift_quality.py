@@ -6,7 +6,7 @@ On a scratch root that it clears first (<root>/n<customers>):
 
 1. `generate` N customers with history up to the run date D (its own application, as
    quickstart.sh runs it); everything after runs in one Spark application;
-2. the stages `publish` needs (PUBLISH_STAGES) at D: the campaigns of conf/campaigns.yaml
+2. pipeline.steps up to `publish` at D: the campaigns of conf/campaigns.yaml
    (or --set activation.campaigns_file=...) send on D;
 3. `simulate_response` at E = D + --days-after (default 30: after the longest demo window,
    D..D+29), which lands the audiences' baseline orders and the planted response;
@@ -49,17 +49,6 @@ log = logging.getLogger("bench.uplift")
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The stages between generated landing files and published audiences, in pipeline order.
-PUBLISH_STAGES = (
-    "ingest",
-    "validate",
-    "silver",
-    "features",
-    "segment",
-    "recommend",
-    "propensity",
-    "publish",
-)
 # What takes the simulated response in and measures it.
 MEASURE_STAGES = ("ingest", "validate", "silver", "measure")
 DEFAULT_RUN_DATE = date(2026, 10, 1)
@@ -216,7 +205,8 @@ def main() -> None:
         if args.remeasure:
             timing["measure@E"] = run_stage(spark, config, "measure", measure_date)
         else:
-            for stage in PUBLISH_STAGES:
+            steps = config.pipeline.steps
+            for stage in steps[: steps.index("publish") + 1]:
                 timing[f"{stage}@D"] = run_stage(spark, config, stage, run_date)
             timing["simulate_response@E"] = run_stage(
                 spark, config, "simulate_response", measure_date

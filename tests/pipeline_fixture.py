@@ -15,21 +15,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from precision_marketing.config import Config
+from precision_marketing.config import Config, load_config
 from tests.support import RUN_DATE, make_config, run_stage
 
 # conf/base.yaml's pipeline.steps (conf/test.yaml narrows them for the spark-submit test).
-PIPELINE_ORDER = (
-    "ingest",
-    "validate",
-    "silver",
-    "features",
-    "segment",
-    "recommend",
-    "propensity",
-    "publish",
-    "measure",
-)
+PIPELINE_ORDER = tuple(load_config("local").pipeline.steps)
 
 
 @dataclass(frozen=True)
