@@ -267,6 +267,8 @@ def test_rules_from_kept_baskets(spark: SparkSession) -> None:
         ORDER_LINES,
     )
     baskets = rules.baskets(orders, AS_OF, 60)
-    got = rules.association_rules(baskets, 0.5, 0.5, 1.0)
+    got = rules.association_rules(baskets, 2, 0.5, 1.0)
     # a and b: 2 of 4 baskets each and always together -> confidence 1, lift 1 / 0.5 = 2.
     assert_rows(got, [(["a"], "b", 0.5, 1.0, 2.0), (["b"], "a", 0.5, 1.0, 2.0)])
+    # min_orders is a count of baskets: no pair is in 3 of them.
+    assert rules.association_rules(baskets, 3, 0.5, 1.0).count() == 0

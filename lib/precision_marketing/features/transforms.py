@@ -33,6 +33,16 @@ def _count_if(cond: Column) -> Column:
     return F.count(F.when(cond, 1))
 
 
+def _distinct_count(col: Column) -> Column:
+    """Distinct non-null values of `col` in the group, as a set's size.
+
+    Several count_distinct over different columns make Spark expand every row once per distinct
+    aggregate (4x the events here) before two shuffles; the per-customer sets are small, and at
+    100,000 customers this aggregate ran 2.5x faster (bench/README.md).
+    """
+    return F.size(F.collect_set(col))
+
+
 def _days_since(as_of: date, ts: Column) -> Column:
     return F.datediff(F.lit(as_of), F.to_date(ts))
 
@@ -61,11 +71,27 @@ def customers_as_of(history: DataFrame, as_of: date) -> DataFrame:
     )
 
 
+# The event columns features read: the stitched events are persisted, so an explicit projection
+# is what keeps the other silver columns out of the scan and the cache (halved the stitch step).
+EVENT_COLUMNS = (
+    "customer_id",
+    "device_id",
+    "session_id",
+    "event_type",
+    "item_id",
+    "category",
+    "platform",
+    "event_ts",
+    "event_date",
+)
+
+
 def events_before(events: DataFrame, as_of: date) -> DataFrame:
+    """The events features read, cut at as_of."""
     # event_date first: it is the partition column, so old partitions are pruned.
     return events.where(
         (F.col("event_date") < F.lit(as_of)) & (F.col("event_ts") < as_of_ts(as_of))
-    )
+    ).select(*EVENT_COLUMNS)
 
 
 def device_owners(events: DataFrame) -> DataFrame:
@@ -102,11 +128,11 @@ def behaviour_features(
     recent = F.col("event_date") >= F.date_sub(F.lit(as_of), recent_days)
     view = et == "product_view"
     aggs = [
-        F.count_distinct(F.when(visit, F.col("session_id"))).alias("sessions"),
-        F.count_distinct(F.when(visit & recent, F.col("session_id"))).alias(
+        _distinct_count(F.when(visit, F.col("session_id"))).alias("sessions"),
+        _distinct_count(F.when(visit & recent, F.col("session_id"))).alias(
             f"sessions_{recent_days}d"
         ),
-        F.count_distinct(F.when(visit, F.col("event_date"))).alias("active_days"),
+        _distinct_count(F.when(visit, F.col("event_date"))).alias("active_days"),
         _count_if(view).alias("product_views"),
         _count_if(et == "search").alias("searches"),
         _count_if(et == "add_to_cart").alias("add_to_carts"),

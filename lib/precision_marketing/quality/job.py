@@ -164,9 +164,10 @@ def _validate_table(
     batch = bronze.where(F.col("_batch_no").between(done + 1, latest))
     rules = [_with_previous_count(ctx, suite.table, r) for r in suite.expectations]
     suite = dataclasses.replace(suite, expectations=rules)
-    # One flag column per row-level rule, computed once on the cached batch and shared by the
-    # counts, the quarantine split and (as extra columns it ignores) Great Expectations.
-    row_rules = {f"_broken_{i}": r for i, r in enumerate(r for r in rules if r.is_row_level)}
+    # One flag column per rule with a row predicate, computed once on the cached batch and shared
+    # by the counts, the quarantine split and (as extra columns it ignores) Great Expectations.
+    # Whole-batch rules (uniqueness) have no flag: their row counts are Great Expectations'.
+    row_rules = {f"_broken_{i}": r for i, r in enumerate(r for r in rules if r.has_row_predicate)}
     typed = (
         suites.with_reference_flags(TYPED[suite.table](batch), suite, lookups)
         .withColumns({flag: suites.violation(r, params) for flag, r in row_rules.items()})

@@ -468,15 +468,14 @@ def write_similar_items(r: Run, model: ALSModel, saved_model: str) -> None:
 def write_rules(r: Run) -> None:
     spark, rc, as_of = r.ctx.spark, r.cfg.rules, r.ctx.run_date
     with step(log, "recommend rules") as s:
-        found = rules.association_rules(
-            rules.baskets(r.inputs.order_lines, as_of, rc.lookback_days),
-            rc.min_support,
-            rc.min_confidence,
-            rc.min_lift,
-        )
-        out = found.select("*", F.lit(as_of).alias("as_of_date"))
-        path = tables.table_path(r.ctx.config, Layer.GOLD, RULES)
-        tables.replace_where(out, path, f"as_of_date = '{as_of}'", partition_by=["as_of_date"])
+        baskets = rules.baskets(r.inputs.order_lines, as_of, rc.lookback_days).persist()
+        try:
+            found = rules.association_rules(baskets, rc.min_orders, rc.min_confidence, rc.min_lift)
+            out = found.select("*", F.lit(as_of).alias("as_of_date"))
+            path = tables.table_path(r.ctx.config, Layer.GOLD, RULES)
+            tables.replace_where(out, path, f"as_of_date = '{as_of}'", partition_by=["as_of_date"])
+        finally:
+            baskets.unpersist()
         s.rows(rules=tables.last_commit(spark, path).rows("numOutputRows"))
 
 

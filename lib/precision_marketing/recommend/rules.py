@@ -26,12 +26,14 @@ def baskets(order_lines: DataFrame, as_of: date, lookback_days: int) -> DataFram
 
 
 def association_rules(
-    baskets: DataFrame, min_support: float, min_confidence: float, min_lift: float
+    baskets: DataFrame, min_orders: int, min_confidence: float, min_lift: float
 ) -> DataFrame:
     """(antecedent array<string>, consequent string, support, confidence, lift), best first.
 
-    Spark's consequent is always a one-item array; it is unwrapped to the item id.
+    An itemset needs `min_orders` baskets; FPGrowth reads `baskets` more than once, so pass a
+    persisted frame. Spark's consequent is always a one-item array; it is unwrapped to the item.
     """
+    min_support = min(1.0, min_orders / max(baskets.count(), 1))
     model = FPGrowth(itemsCol="items", minSupport=min_support, minConfidence=min_confidence).fit(
         baskets
     )
