@@ -3,7 +3,8 @@
 Great Expectations reports counts and samples per expectation, not which rows failed. To split a
 batch into good and quarantined rows, each row-level expectation is also turned into a Spark
 predicate here, from the very same rule, so GE's unexpected_count and the quarantine agree (the
-validate job records both and flags any disagreement).
+validate job records both and flags any disagreement). Uniqueness is the exception: it is judged
+across rows, cannot quarantine, and only GE counts it.
 """
 
 from __future__ import annotations
