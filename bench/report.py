@@ -131,6 +131,37 @@ def targets(result: Result) -> dict[str, dict[str, Any]]:
     }
 
 
+def combine(docs: Sequence[Mapping[str, Any]], created: str) -> dict[str, Any]:
+    """One report from several runs' reports: each size from the newest run that measured it.
+
+    A 1,000,000-customer run takes hours; this sets it beside smaller sizes run on another
+    occasion. Header fields (machine, versions, config) are the newest run's; `runs` says which
+    run, commit, overrides and load each size came from.
+    """
+    ordered = sorted(docs, key=lambda d: d["created"])
+    source = {r["customers"]: d for d in ordered for r in d["sizes"]}  # later runs win
+    results = [r for d in ordered for r in d["sizes"] if source[r["customers"]] is d]
+    runs = [
+        {
+            "created": d["created"],
+            "commit": d["versions"].get("commit", "?"),
+            "overrides": d["config"].get("overrides", []),
+            "load_before": d["machine"].get("load_before"),
+            "load_after": d["machine"].get("load_after"),
+            "sizes": sorted(r["customers"] for r in d["sizes"] if source[r["customers"]] is d),
+        }
+        for d in ordered
+    ]
+    return {
+        **ordered[-1],
+        "created": created,
+        "sizes": sorted(results, key=lambda r: r["customers"]),
+        "scaling": scaling(results),
+        "targets": {r["customers"]: targets(r) for r in results},
+        "runs": [run for run in runs if run["sizes"]],
+    }
+
+
 # --- Markdown ------------------------------------------------------------------------------
 
 
@@ -324,6 +355,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"Env `{c['env']}`, run date {c['run_date']}, stages {', '.join(c['stages'])}; "
         f"overrides: {', '.join(f'`{o}`' for o in c['overrides']) or 'none'}.",
         "",
+        *_runs_lines(report.get("runs", [])),
     ]
     for r in sorted(results, key=lambda r: r["customers"]):
         landing = r.get("landing_rows") or {}
@@ -354,3 +386,18 @@ def markdown(report: Mapping[str, Any]) -> str:
     if len(quality) > 2:  # more than the header
         lines += ["Quality against the generator's planted truth:", "", *quality, ""]
     return "\n".join(lines)
+
+
+def _runs_lines(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Where each size of a combined report came from (nothing for a single run)."""
+    if not runs:
+        return []
+    lines = ["Sizes measured in separate runs (the header is the newest run's):", ""]
+    for run in runs:
+        overrides = ", ".join(f"`{o}`" for o in run["overrides"]) or "none"
+        sizes = ", ".join(f"{n:,}" for n in run["sizes"])
+        lines.append(
+            f"- {sizes}: run {run['created']}, commit {run['commit']}, overrides {overrides}; "
+            f"load average {run['load_before']} before, {run['load_after']} after."
+        )
+    return [*lines, ""]

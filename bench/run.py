@@ -12,6 +12,10 @@ aggregate), then score quality against the planted truth. Each phase runs under 
 job group; after the run the event log gives shuffle, spill and memory per phase and the Delta
 logs the rows written (bench/pipeline_metrics.py). Results: bench/results/<time>.json and .md,
 the same table on stdout, and with --update-readme in bench/README.md.
+
+    .venv/bin/python bench/run.py --combine bench/results/A.json bench/results/B.json
+
+runs nothing and makes one report of earlier runs (a long 1,000,000 run beside smaller ones).
 """
 
 from __future__ import annotations
@@ -89,6 +93,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
     parser.add_argument(
         "--update-readme", action="store_true", help="put the table into bench/README.md"
+    )
+    parser.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        metavar="RESULT_JSON",
+        help="run nothing: one report from earlier results (a size in several: the newest)",
     )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -174,6 +185,10 @@ class Recorder:
                 "bench: %s %s in %.1fs", name, "ok" if entry["ok"] else "FAILED", entry["seconds"]
             )
         return bool(entry["ok"]), value
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _now_ms() -> int:
@@ -511,10 +526,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child is not None:
         return run_size(args)
+    if args.combine:
+        earlier = [json.loads(path.read_text()) for path in args.combine]
+        return publish(args, report.combine(earlier, _utc_now()))
     config = load_config(args.env, args.overrides)
     stages = pipeline_stages(args, config)
     host = machine()
-    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = _utc_now()
     results = []
     for customers in sorted(args.sizes):
         code = run_child(args, customers)
@@ -537,6 +555,11 @@ def main(argv: list[str] | None = None) -> int:
         "scaling": report.scaling(results),
         "targets": {r["customers"]: report.targets(r) for r in results},
     }
+    return publish(args, doc)
+
+
+def publish(args: argparse.Namespace, doc: dict[str, Any]) -> int:
+    """Writes the JSON and Markdown (and the README table when asked); 1 if any size failed."""
     json_path, md_path = write_outputs(args, doc)
     markdown = report.markdown(doc)
     print(markdown)
@@ -544,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.update_readme:
         update_readme(markdown)
         print(f"table written to {README}")
-    return 0 if all(r.get("ok") for r in results) else 1
+    return 0 if all(r.get("ok") for r in doc["sizes"]) else 1
 
 
 if __name__ == "__main__":

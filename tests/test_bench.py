@@ -261,3 +261,43 @@ def test_markdown_shows_every_size_and_the_verdicts() -> None:
     assert "**10,000 customers**" in text
     assert "| features | 25.0 | 400.0 | 16.00 **superlinear** |" in text
     assert "| validate <= 25% of ingest | 20% (yes) | 60% (**no**) |" in text
+
+
+def test_combine_takes_each_size_from_the_newest_run_that_measured_it() -> None:
+    def doc(created: str, commit: str, *results: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "created": created,
+            "machine": {"cores": 2, "memory_gb": 23.0, "os": "Linux", "load_before": "0.1",
+                        "load_after": "2.0"},
+            "versions": {"python": "3.11", "delta": "4.4.0", "great_expectations": "1.24.1",
+                         "commit": commit},
+            "config": {"env": "local", "run_date": "2026-06-30", "stages": ["ingest"],
+                       "overrides": ["recommend.tune=false"] if commit == "new" else []},
+            "sizes": list(results),
+        }  # fmt: skip
+
+    older = doc(
+        "2026-11-25T08:00:00Z",
+        "old",
+        _result(1_000, 10.0, 2.0, 25.0),
+        _result(10_000, 50.0, 30.0, 400.0),
+    )
+    newer = doc("2026-11-25T10:00:00Z", "new", _result(10_000, 40.0, 8.0, 100.0),
+                _result(100_000, 300.0, 60.0, 900.0))  # fmt: skip
+
+    combined = report.combine([newer, older], "2026-11-25T12:00:00Z")
+
+    assert [r["customers"] for r in combined["sizes"]] == [1_000, 10_000, 100_000]
+    assert report.seconds(combined["sizes"][1], "ingest") == 40.0  # the newer run's
+    assert [(s["from"], s["to"]) for s in combined["scaling"]] == [
+        (1_000, 10_000),
+        (10_000, 100_000),
+    ]
+    assert combined["scaling"][0]["phases"]["ingest"]["ratio"] == 4.0
+    assert [(r["commit"], r["sizes"]) for r in combined["runs"]] == [
+        ("old", [1_000]),
+        ("new", [10_000, 100_000]),
+    ]
+    text = report.markdown(combined)
+    assert "- 10,000, 100,000: run 2026-11-25T10:00:00Z, commit new, overrides " in text
+    assert "| validate <= 25% of ingest | 20% (yes) | 20% (yes) | 20% (yes) |" in text

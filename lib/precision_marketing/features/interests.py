@@ -38,8 +38,15 @@ def topic_names(described: list[list[str]]) -> list[str]:
 
 
 def documents(terms: DataFrame) -> DataFrame:
-    """One bag of terms per customer (customer_id, terms): what LDA reads on every iteration."""
-    return terms.groupBy("customer_id").agg(F.sort_array(F.collect_list("term")).alias("terms"))
+    """One bag of terms per customer (customer_id, terms): what LDA reads on every iteration.
+
+    `terms` holds arrays of terms, any number of rows per customer; customers with none are left
+    out (a document of no words says nothing to LDA).
+    """
+    bags = terms.groupBy("customer_id").agg(
+        F.sort_array(F.flatten(F.collect_list("terms"))).alias("terms")
+    )
+    return bags.where(F.size("terms") > 0)
 
 
 def interest_tags(docs: DataFrame, params: LdaConfig) -> Topics:

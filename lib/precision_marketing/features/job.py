@@ -37,11 +37,15 @@ def run(ctx: JobContext) -> None:
         return df
 
     try:
-        with step(log, "features stitch events") as s:
-            events = keep(transforms.stitch(transforms.events_before(silver("events"), as_of)))
-            s.rows(events=events.count())
+        with step(log, "features behaviour") as s:
+            events = transforms.stitch(transforms.events_before(silver("events"), as_of))
+            behaviour = keep(
+                transforms.behaviour_features(events, items, as_of, params.top_categories)
+            )
+            s.rows(customers=behaviour.count())
         with step(log, "features interests (LDA)") as s:
-            docs = keep(interests.documents(transforms.activity_terms(events, lines, items, as_of)))
+            terms = transforms.activity_terms(behaviour, lines, items, as_of)
+            docs = keep(interests.documents(terms))
             topics = interests.interest_tags(docs, params.lda)
             log.info("interest topics: %s", ", ".join(topics.names))
             s.rows(documents=docs.count(), topics=len(topics.names))
@@ -49,7 +53,7 @@ def run(ctx: JobContext) -> None:
             unscored = keep(
                 transforms.assemble(
                     transforms.customers_as_of(silver("customer_history"), as_of),
-                    transforms.behaviour_features(events, as_of, params.top_categories),
+                    behaviour.drop(transforms.TOUCHED_TERMS),
                     transforms.order_features(
                         lines, items, as_of, params.windows_days, params.top_categories
                     ),

@@ -71,8 +71,8 @@ def customers_as_of(history: DataFrame, as_of: date) -> DataFrame:
     )
 
 
-# The event columns features read: the stitched events are persisted, so an explicit projection
-# is what keeps the other silver columns out of the scan and the cache (halved the stitch step).
+# The event columns features read: an explicit projection keeps the other silver columns out of
+# the scans (three of them: device owners, known and anonymous events).
 EVENT_COLUMNS = (
     "customer_id",
     "device_id",
@@ -119,10 +119,32 @@ def stitch(events: DataFrame) -> DataFrame:
     return known.unionByName(anonymous)
 
 
+# Events that touch an item, for interest tags: the item's catalog category and brand are terms.
+TOUCH_EVENTS = ("product_view", "add_to_cart", "purchase")
+TOUCHED_TERMS = "touched_terms"
+
+
+def item_terms(items: DataFrame) -> DataFrame:
+    """item_id -> its catalog category and brand (the non-null ones): the terms a touch adds."""
+    return items.select(
+        "item_id", F.array_compact(F.array("category", "brand")).alias("_item_terms")
+    )
+
+
 def behaviour_features(
-    events: DataFrame, as_of: date, categories: Sequence[str], recent_days: int = 30
+    events: DataFrame,
+    items: DataFrame,
+    as_of: date,
+    categories: Sequence[str],
+    recent_days: int = 30,
 ) -> DataFrame:
-    """Per-customer browsing, funnel, campaign and view-affinity features of stitched events."""
+    """Per-customer browsing, funnel, campaign and view-affinity features of stitched events,
+    and TOUCHED_TERMS, the terms of every item touched (interest tags' input, activity_terms).
+
+    The terms ride along in the same aggregate so the events are read once: feeding them to
+    interest tags from the events themselves took a cache of every event and a second pass.
+    """
+    events = events.join(F.broadcast(item_terms(items)), "item_id", "left")
     et = F.col("event_type")
     visit = et != EMAIL_OPEN  # a newsletter open is not a visit to the shop
     recent = F.col("event_date") >= F.date_sub(F.lit(as_of), recent_days)
@@ -147,6 +169,9 @@ def behaviour_features(
         *(
             _count_if(view & (F.col("category") == c)).alias(f"_views_{safe_name(c)}")
             for c in categories
+        ),
+        F.flatten(F.collect_list(F.when(et.isin(*TOUCH_EVENTS), F.col("_item_terms")))).alias(
+            TOUCHED_TERMS
         ),
     ]
     agg = events.groupBy("customer_id").agg(*aggs)
@@ -178,6 +203,7 @@ def behaviour_features(
             )
             for c in categories
         ),
+        TOUCHED_TERMS,
     )
 
 
@@ -271,26 +297,25 @@ def order_features(
     )
 
 
-def activity_terms(events: DataFrame, lines: DataFrame, items: DataFrame, as_of: date) -> DataFrame:
-    """(customer_id, term) rows, one per category and brand touch: the LDA input.
+def activity_terms(
+    behaviour: DataFrame, lines: DataFrame, items: DataFrame, as_of: date
+) -> DataFrame:
+    """(customer_id, terms) rows: the LDA input, one category and one brand per touch.
 
-    A touch is a product view, add-to-cart or purchase event, or a store purchase (store orders
-    leave no events). `events` are stitched and cut at as_of.
+    A touch is a product view, add-to-cart or purchase event (behaviour_features' TOUCHED_TERMS)
+    or a store purchase (store orders leave no events).
     """
-    touched = events.where(F.col("event_type").isin("product_view", "add_to_cart", "purchase"))
     store = lines.where(
         (F.col("order_ts") < as_of_ts(as_of))
         & (F.col("channel") == "store")
         & (F.col("status") != "cancelled")
         & F.col("customer_id").isNotNull()
     )
-    both = touched.select("customer_id", "item_id").unionByName(
-        store.select("customer_id", "item_id")
+    store_terms = store.join(F.broadcast(item_terms(items)), "item_id").select(
+        "customer_id", F.col("_item_terms").alias("terms")
     )
-    catalog = F.broadcast(items.select("item_id", "category", "brand"))
-    return both.join(catalog, "item_id").select(
-        "customer_id",
-        F.explode(F.array_compact(F.array("category", "brand"))).alias("term"),
+    return behaviour.select("customer_id", F.col(TOUCHED_TERMS).alias("terms")).unionByName(
+        store_terms
     )
 
 
