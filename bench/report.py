@@ -139,8 +139,9 @@ def combine(docs: Sequence[Mapping[str, Any]], created: str) -> dict[str, Any]:
     run, commit, overrides and load each size came from.
     """
     ordered = sorted(docs, key=lambda d: d["created"])
-    source = {r["customers"]: d for d in ordered for r in d["sizes"]}  # later runs win
-    results = [r for d in ordered for r in d["sizes"] if source[r["customers"]] is d]
+    newest = {r["customers"]: d for d in ordered for r in d["sizes"]}  # later runs win
+    kept = [[r for r in d["sizes"] if newest[r["customers"]] is d] for d in ordered]
+    results = sorted((r for sizes in kept for r in sizes), key=lambda r: r["customers"])
     runs = [
         {
             "created": d["created"],
@@ -148,17 +149,18 @@ def combine(docs: Sequence[Mapping[str, Any]], created: str) -> dict[str, Any]:
             "overrides": d["config"].get("overrides", []),
             "load_before": d["machine"].get("load_before"),
             "load_after": d["machine"].get("load_after"),
-            "sizes": sorted(r["customers"] for r in d["sizes"] if source[r["customers"]] is d),
+            "sizes": sorted(r["customers"] for r in sizes),
         }
-        for d in ordered
+        for d, sizes in zip(ordered, kept, strict=True)
+        if sizes
     ]
     return {
         **ordered[-1],
         "created": created,
-        "sizes": sorted(results, key=lambda r: r["customers"]),
+        "sizes": results,
         "scaling": scaling(results),
         "targets": {r["customers"]: targets(r) for r in results},
-        "runs": [run for run in runs if run["sizes"]],
+        "runs": runs,
     }
 
 

@@ -282,8 +282,12 @@ def test_combine_takes_each_size_from_the_newest_run_that_measured_it() -> None:
         _result(1_000, 10.0, 2.0, 25.0),
         _result(10_000, 50.0, 30.0, 400.0),
     )
-    newer = doc("2026-11-25T10:00:00Z", "new", _result(10_000, 40.0, 8.0, 100.0),
-                _result(100_000, 300.0, 60.0, 900.0))  # fmt: skip
+    newer = doc(
+        "2026-11-25T10:00:00Z",
+        "new",
+        _result(10_000, 40.0, 8.0, 100.0),
+        _result(100_000, 300.0, 60.0, 900.0),
+    )
 
     combined = report.combine([newer, older], "2026-11-25T12:00:00Z")
 
