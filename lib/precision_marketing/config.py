@@ -74,6 +74,24 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class IngestConfig:
+    # How the user's exports map onto the contract (conf/sources.yaml); relative to conf/.
+    sources_file: str = "sources.yaml"
+
+
+@dataclass(frozen=True)
+class CurrencyConfig:
+    """Amounts in silver and gold are in `reporting`; 1 unit of a `rates` key = rate units of it."""
+
+    reporting: str = "EUR"
+    rates: dict[str, float] = field(default_factory=dict)
+
+    def accepted(self) -> list[str]:
+        """Currencies an order line may carry: the reporting one and those with a rate."""
+        return [self.reporting, *sorted(c for c in self.rates if c != self.reporting)]
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     steps: list[str] = field(default_factory=lambda: ["ingest", "validate", "silver"])
 
@@ -287,6 +305,8 @@ class Config:
     pii: PiiConfig = field(default_factory=PiiConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    currency: CurrencyConfig = field(default_factory=CurrencyConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
@@ -311,6 +331,10 @@ class Config:
 
     def campaigns_path(self) -> Path:
         path = Path(self.activation.campaigns_file)
+        return path if path.is_absolute() else Path(self.conf_dir) / path
+
+    def sources_path(self) -> Path:
+        path = Path(self.ingest.sources_file)
         return path if path.is_absolute() else Path(self.conf_dir) / path
 
     def expectations_path(self) -> Path:

@@ -39,7 +39,7 @@ PLATFORMS = ("web", "ios", "android")
 ORDER_STATUSES = ("completed", "refunded", "cancelled")
 LOYALTY_TIERS = ("none", "silver", "gold", "platinum")
 GENDERS = ("F", "M", "X")
-CURRENCIES = ("EUR",)
+CURRENCIES = ("EUR",)  # the synthetic world's; accepted currencies are config (`currency`)
 SALES_CHANNELS = ("web", "app", "store")
 CONSENT_CHANNELS = ("email", "sms", "push")
 
@@ -106,20 +106,40 @@ CATALOG = nullable_schema(
 
 @dataclass(frozen=True)
 class Source:
-    """One landing source: its folder under storage.landing, file format and raw schema."""
+    """One landing source: its default folder and format (the synthetic world's layout, which
+    conf/sources.yaml can remap), raw schema, and which fields hold times and dates."""
 
     name: str
     folder: str
-    fmt: str  # "jsonl" or "csv"
+    fmt: str  # "jsonl", "csv" or "parquet"
     schema: StructType
+    time_fields: tuple[str, ...] = ()  # ISO-8601 with offset in bronze
+    date_fields: tuple[str, ...] = ()  # yyyy-MM-dd in bronze
+    silver_tables: tuple[str, ...] = ()  # what stays empty when this source has no rows
 
 
 SOURCES: dict[str, Source] = {
     s.name: s
     for s in (
-        Source("events", "events", "jsonl", EVENTS),
-        Source("crm", "crm", "csv", CRM),
-        Source("transactions", "transactions", "csv", TRANSACTIONS),
-        Source("catalog", "catalog", "csv", CATALOG),
+        Source("events", "events", "jsonl", EVENTS, ("event_time",), (), ("events",)),
+        Source(
+            "crm",
+            "crm",
+            "csv",
+            CRM,
+            ("updated_at",),
+            ("birth_date", "signup_date"),
+            ("customers", "customer_history"),
+        ),
+        Source(
+            "transactions",
+            "transactions",
+            "csv",
+            TRANSACTIONS,
+            ("order_time",),
+            (),
+            ("order_lines",),
+        ),
+        Source("catalog", "catalog", "csv", CATALOG, ("updated_at",), (), ("items",)),
     )
 }

@@ -13,17 +13,14 @@ import logging
 from datetime import UTC, datetime
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
+from precision_marketing.config import Config
 from precision_marketing.contracts import SOURCES, Source
-from precision_marketing.ingest.read import (
-    raw_schema,
-    read_csv,
-    read_jsonl,
-    with_ingest_metadata,
-)
+from precision_marketing.ingest.mapping import MappedSource, as_contract, load_sources
+from precision_marketing.ingest.read import raw_schema, read_source, with_ingest_metadata
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.runtime import JobContext, step
@@ -48,19 +45,35 @@ def run(ctx: JobContext) -> None:
     written = [tables.table_path(ctx.config, Layer.OPS, "ingest_ledger")] + [
         tables.table_path(ctx.config, Layer.BRONZE, name) for name in SOURCES
     ]
+    mapped = load_sources(ctx.config)
     with tables.restored_on_failure(ctx.spark, written):
         for source in SOURCES.values():
-            ingest_source(ctx, source)
+            if source.name not in mapped:
+                log.warning(
+                    "%s: not in %s: %s will be empty",
+                    source.name,
+                    ctx.config.sources_path(),
+                    ", ".join(source.silver_tables),
+                )
+                continue
+            ingest_source(ctx, mapped[source.name])
 
 
-def ingest_source(ctx: JobContext, source: Source) -> None:
-    spark, config = ctx.spark, ctx.config
+def landing_folder(config: Config, mapped: MappedSource) -> str:
+    """The source's folder under storage.landing; an absolute path or URI is taken as is."""
+    if mapped.folder.startswith("/") or "://" in mapped.folder:
+        return tables.absolute_uri(mapped.folder)
+    return tables.landing(config, mapped.folder)
+
+
+def ingest_source(ctx: JobContext, mapped: MappedSource) -> None:
+    spark, config, source = ctx.spark, ctx.config, mapped.source
     ledger_path = tables.table_path(config, Layer.OPS, "ingest_ledger")
     bronze_path = tables.table_path(config, Layer.BRONZE, source.name)
     with step(log, f"ingest {source.name}") as s:
         ledger = _ledger_rows(spark, ledger_path, source.name)
         last_planned = max((row["batch_no"] for row in ledger), default=0)
-        pending = last_planned > _last_committed_batch(spark, bronze_path)
+        pending = last_planned > last_committed_batch(spark, bronze_path)
         if pending:
             batch_no = last_planned
             batch = [_as_file(row) for row in ledger if row["batch_no"] == batch_no]
@@ -69,16 +82,31 @@ def ingest_source(ctx: JobContext, source: Source) -> None:
             )
         else:
             known = {row["file_path"]: row for row in ledger}
-            landed = files.list_files(spark, tables.landing(config, source.folder))
+            folder = landing_folder(config, mapped)
+            landed = files.list_files(spark, folder)
             _warn_changed(source, landed, known)
             new = [f for f in landed if f.path not in known]
+            if not landed and not known:
+                log.warning(
+                    "%s: no landing files under %s: %s will be empty",
+                    source.name,
+                    folder,
+                    ", ".join(source.silver_tables),
+                )
             if not new:
                 s.rows(new_files=0, rows=0)
                 return
             batch_no = last_planned + 1
             _plan_batch(spark, ledger_path, source, batch_no, new, ctx)
             batch = new
-        rows = _write_bronze(spark, source, batch, batch_no, ctx.run_id, bronze_path)
+        rows = _write_bronze(spark, mapped, batch, batch_no, ctx.run_id, bronze_path)
+        if rows == 0:
+            log.warning(
+                "%s: batch %d holds no rows (%d file(s), 0-byte or header only)",
+                source.name,
+                batch_no,
+                len(batch),
+            )
         s.rows(batch=batch_no, files=len(batch), rows=rows)
 
 
@@ -95,7 +123,7 @@ def _ledger_rows(spark: SparkSession, ledger_path: str, source: str) -> list[dic
     return [row.asDict() for row in rows]
 
 
-def _last_committed_batch(spark: SparkSession, bronze_path: str) -> int:
+def last_committed_batch(spark: SparkSession, bronze_path: str) -> int:
     """The highest batch bronze committed, from the commits' metadata (no data scan)."""
     if not tables.is_delta(spark, bronze_path):
         return 0
@@ -149,26 +177,23 @@ def _plan_batch(
 
 def _write_bronze(
     spark: SparkSession,
-    source: Source,
+    source: MappedSource | Source,
     batch: list[files.LandingFile],
     batch_no: int,
     run_id: str,
     bronze_path: str,
 ) -> int:
+    mapped = source if isinstance(source, MappedSource) else as_contract(source)
     non_empty = [f.path for f in batch if f.size > 0]
-    raw: DataFrame | None = None
-    if non_empty:
-        read = read_jsonl if source.fmt == "jsonl" else read_csv
-        raw = read(spark, source, non_empty)
+    raw = read_source(spark, mapped, non_empty) if non_empty else None
     if raw is None:
-        # Still commit (no rows) so the batch counts as done and is not replayed.
-        log.info("%s: batch %d holds only empty files", source.name, batch_no)
-        raw = spark.createDataFrame([], raw_schema(source))
+        # Still commit (no rows) so the batch counts as done and validate moves past it.
+        raw = spark.createDataFrame([], raw_schema(mapped.source))
     bronze = with_ingest_metadata(raw, batch_no, run_id)
     (
         bronze.write.format("delta")
         .mode("append")
-        .option("txnAppId", f"ingest/{source.name}")
+        .option("txnAppId", f"ingest/{mapped.name}")
         .option("txnVersion", batch_no)
         .option("userMetadata", f"{BATCH_METADATA_PREFIX}{batch_no}")
         .save(bronze_path)

@@ -1,10 +1,12 @@
 """Raw files -> bronze rows: explicit schemas, raw text kept for anything that does not parse.
 
-Pure reading and shaping; which files to read and where rows go is decided in `ingest.job`.
+Pure reading and shaping through the user's mapping (`ingest.mapping`); which files to read and
+where rows go is decided in `ingest.job`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from functools import reduce
@@ -14,59 +16,118 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
 from precision_marketing.contracts import Source
+from precision_marketing.ingest.mapping import MappedSource, as_contract, bronze_date, bronze_time
 from precision_marketing.io import files
 
+log = logging.getLogger(__name__)
 
-def read_jsonl(spark: SparkSession, source: Source, paths: Sequence[str]) -> DataFrame:
-    """One pass over the lines: parse with the contract schema, keep bad lines as raw text.
 
-    A line is well formed when it is a JSON object; keys outside the contract are listed in
-    `_unexpected_fields` (the row itself is kept) instead of being silently dropped.
+def read_source(
+    spark: SparkSession, mapped: MappedSource, paths: Sequence[str]
+) -> DataFrame | None:
+    """The files in the contract's raw bronze shape, whatever their format and column names;
+    None when no file holds anything (0-byte files, header-only CSVs are not data)."""
+    if mapped.fmt == "jsonl":
+        return read_jsonl(spark, mapped, paths)
+    if mapped.fmt == "parquet":
+        return read_parquet(spark, mapped, paths)
+    return read_csv(spark, mapped, paths)
+
+
+def read_jsonl(spark: SparkSession, mapped: MappedSource, paths: Sequence[str]) -> DataFrame:
+    """One pass over the lines: parse with the contract's types, keep bad lines as raw text.
+
+    A line is well formed when it is a JSON object; keys that map to no contract field are
+    listed in `_unexpected_fields` (the row itself is kept) instead of being silently dropped.
     """
-    expected = F.array(*[F.lit(name) for name in source.schema.fieldNames()])
+    fields = {f.name: f for f in mapped.source.schema.fields}
+    read_as = mapped.read_columns()
+    schema = StructType(
+        [StructField(column, fields[name].dataType, True) for column, name in read_as.items()]
+    )
     lines = (
         spark.read.text(list(paths))
         .select("value", F.col("_metadata.file_path").alias("_source_file"))
         .where(F.trim("value") != "")
     )
     keys = F.json_object_keys("value")
-    parsed = F.from_json("value", source.schema, {"mode": "PERMISSIVE"})
-    return lines.select(
-        parsed.alias("r"),
+    if mapped.named_columns():
+        # Only for a user's own names (one extra pass): the contract's layout needs no check.
+        found = lines.select(F.explode(keys).alias("key")).where(
+            F.col("key").isin(mapped.named_columns())
+        )
+        _warn_unmapped(mapped, {r[0] for r in found.distinct().collect()})
+    parsed = lines.select(
+        F.from_json("value", schema, {"mode": "PERMISSIVE"}).alias("r"),
         "_source_file",
-        F.when(keys.isNull(), F.col("value")).alias("_corrupt_record"),
-        _names_or_null(F.array_except(keys, expected)).alias("_unexpected_fields"),
+        "value",
+        keys.alias("_keys"),
     ).select(
-        *[F.col(f"r.{name}").alias(name) for name in source.schema.fieldNames()],
+        *[F.col("r").getField(column).alias(column) for column in read_as],
         "_source_file",
-        "_corrupt_record",
-        "_unexpected_fields",
+        "value",
+        "_keys",
+    )
+    expected = F.array(*[F.lit(column) for column in read_as])
+    return _to_contract(
+        parsed,
+        mapped,
+        set(read_as),
+        malformed=F.when(F.col("_keys").isNull(), F.col("value")),
+        raw_text=F.col("value"),
+        unexpected=_names_or_null(F.array_except(F.col("_keys"), expected)),
     )
 
 
-def read_csv(spark: SparkSession, source: Source, paths: Sequence[str]) -> DataFrame | None:
+def read_parquet(spark: SparkSession, mapped: MappedSource, paths: Sequence[str]) -> DataFrame:
+    """Parquet carries its own types: a value that does not cast to the contract's makes the
+    row corrupt (its values kept as JSON text); times that are instants need no zone."""
+    raw = (
+        spark.read.option("mergeSchema", True)
+        .parquet(*paths)
+        .withColumn("_source_file", F.col("_metadata.file_path"))
+    )
+    columns = [c for c in raw.columns if c != "_source_file"]
+    _warn_unmapped(mapped, set(columns))
+    extra = sorted(set(columns) - set(mapped.read_columns()))
+    return _to_contract(
+        raw,
+        mapped,
+        set(columns),
+        malformed=F.lit(None).cast("string"),
+        raw_text=F.to_json(F.struct(*[F.col(f"`{c}`") for c in columns])),
+        unexpected=F.lit(",".join(extra) if extra else None).cast("string"),
+    )
+
+
+def read_csv(
+    spark: SparkSession, source: MappedSource | Source, paths: Sequence[str]
+) -> DataFrame | None:
     """Reads CSV files by their own header names, so a reordered, missing or extra column is
     mapped correctly and reported instead of shifting values into the wrong fields.
 
     Files are grouped by header (a handful of distinct headers, read on the driver): one Spark
     read per header shape. Values that do not cast to the contract type make the row corrupt,
-    with the row's raw text kept. Returns None when every file is empty.
+    with the row's raw text kept. Returns None when no file has a header.
     """
+    mapped = source if isinstance(source, MappedSource) else as_contract(source)
     by_header: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for path in paths:
         header = files.read_first_line(spark, path)
         if header:
-            by_header[_split_header(header)].append(path)
-    frames = [_read_csv_group(spark, source, header, group) for header, group in by_header.items()]
+            by_header[_split_header(header, mapped.mapping.delimiter)].append(path)
+    if by_header:
+        _warn_unmapped(mapped, {name for header in by_header for name in header})
+    frames = [_read_csv_group(spark, mapped, header, group) for header, group in by_header.items()]
     return reduce(DataFrame.unionByName, frames) if frames else None
 
 
-def _split_header(line: str) -> tuple[str, ...]:
-    return tuple(name.strip().strip('"').strip() for name in line.split(","))
+def _split_header(line: str, delimiter: str = ",") -> tuple[str, ...]:
+    return tuple(name.strip().strip('"').strip() for name in line.split(delimiter))
 
 
 def _read_csv_group(
-    spark: SparkSession, source: Source, header: tuple[str, ...], paths: Sequence[str]
+    spark: SparkSession, mapped: MappedSource, header: tuple[str, ...], paths: Sequence[str]
 ) -> DataFrame:
     raw_schema = StructType(
         [StructField(name, StringType(), True) for name in header]
@@ -75,6 +136,7 @@ def _read_csv_group(
     raw = (
         spark.read.schema(raw_schema)
         .option("header", True)
+        .option("sep", mapped.mapping.delimiter)
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", "_malformed")
         .option("multiLine", False)
@@ -82,29 +144,77 @@ def _read_csv_group(
         .csv(list(paths))
         .withColumn("_source_file", F.col("_metadata.file_path"))
     )
-    present = set(header)
+    extra = sorted(set(header) - set(mapped.read_columns()))
+    return _to_contract(
+        raw,
+        mapped,
+        set(header),
+        malformed=F.col("_malformed"),
+        raw_text=F.to_json(F.struct(*[F.col(f"`{name}`") for name in header])),
+        unexpected=F.lit(",".join(extra) if extra else None).cast("string"),
+    )
+
+
+def _to_contract(
+    raw: DataFrame,
+    mapped: MappedSource,
+    present: set[str],
+    *,
+    malformed: Column,
+    raw_text: Column,
+    unexpected: Column,
+) -> DataFrame:
+    """The user's columns -> the contract's fields: renamed, constants filled, cast, and times
+    rewritten as ISO text. A value that does not cast marks the row corrupt (raw text kept)."""
+    source, mapping = mapped.source, mapped.mapping
+    dtypes = {f.name: f.dataType for f in raw.schema.fields}
     typed: dict[str, Column] = {}
     cast_failed: list[Column] = []
     for field in source.schema.fields:
-        if field.name not in present:
+        column = mapped.column_of(field.name)
+        if column is None:
+            typed[field.name] = F.lit(mapping.constants[field.name]).try_cast(field.dataType)
+            continue
+        if column not in present:
             typed[field.name] = F.lit(None).cast(field.dataType)
             continue
-        text = F.col(f"`{field.name}`")
-        value = text if isinstance(field.dataType, StringType) else text.try_cast(field.dataType)
-        typed[field.name] = value
-        if not isinstance(field.dataType, StringType):
-            cast_failed.append(text.isNotNull() & value.isNull())
+        value, dtype = F.col(f"`{column}`"), dtypes[column]
+        if field.name in source.time_fields:
+            typed[field.name] = bronze_time(value, dtype, mapping)
+        elif field.name in source.date_fields:
+            typed[field.name] = bronze_date(value, dtype, mapping)
+        elif dtype == field.dataType:
+            typed[field.name] = value
+        elif isinstance(field.dataType, StringType):
+            typed[field.name] = value.cast("string")
+        else:
+            cast = value.try_cast(field.dataType)
+            typed[field.name] = cast
+            cast_failed.append(value.isNotNull() & cast.isNull())
     any_cast_failed = reduce(Column.__or__, cast_failed, F.lit(False))
-    raw_text = F.to_json(F.struct(*[F.col(f"`{name}`") for name in header]))
-    extra = sorted(present - set(source.schema.fieldNames()))
     return raw.select(
         *[value.alias(name) for name, value in typed.items()],
         "_source_file",
-        F.when(F.col("_malformed").isNotNull(), F.col("_malformed"))
+        F.when(malformed.isNotNull(), malformed)
         .when(any_cast_failed, raw_text)
         .alias("_corrupt_record"),
-        F.lit(",".join(extra) if extra else None).cast("string").alias("_unexpected_fields"),
+        unexpected.alias("_unexpected_fields"),
     )
+
+
+def _warn_unmapped(mapped: MappedSource, found: set[str]) -> None:
+    """One line per column the mapping names that no file of the batch has."""
+    for field_name, column in mapped.mapping.columns.items():
+        if column in mapped.named_columns() and column not in found:
+            log.warning(
+                "%s: sources.%s.columns.%s names column '%s', which no file of this batch has: "
+                "%s is null",
+                mapped.name,
+                mapped.name,
+                field_name,
+                column,
+                field_name,
+            )
 
 
 def raw_schema(source: Source) -> StructType:
