@@ -60,7 +60,7 @@ class Validator:
         self.source = self.context.data_sources.add_spark(name="bronze", persist=False)
         self.result_format = {"result_format": "BASIC", "partial_unexpected_count": sample_size}
 
-    def validate(self, suite: Suite, df: DataFrame, params: dict[str, str]) -> list[Outcome]:
+    def validate(self, suite: Suite, df: DataFrame, params: dict[str, Any]) -> list[Outcome]:
         """Validates `df` against every expectation of `suite` in one GE run."""
         name = f"bronze.{suite.table}"
         asset = self.source.add_dataframe_asset(name=suite.table)
@@ -84,7 +84,7 @@ class Validator:
         return self.context.build_data_docs(site_names=[DOCS_SITE])[DOCS_SITE]
 
 
-def _expectation(rule: Rule, params: dict[str, str]) -> Any:
+def _expectation(rule: Rule, params: dict[str, Any]) -> Any:
     kwargs = {k: resolve(v, params) for k, v in rule.kwargs.items()}
     condition = rule.effective_row_condition()
     if condition:

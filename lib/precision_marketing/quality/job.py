@@ -13,6 +13,7 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -27,8 +28,10 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from precision_marketing.config import Config
 from precision_marketing.conform import TYPED
 from precision_marketing.contracts import SOURCES
+from precision_marketing.ingest.job import last_committed_batch
 from precision_marketing.ingest.read import bronze_schema
 from precision_marketing.io import tables, watermarks
 from precision_marketing.io.tables import Layer
@@ -39,6 +42,8 @@ from precision_marketing.runtime import DataQualityError, JobContext, step
 
 log = logging.getLogger(__name__)
 
+# Rules on a set of values: a stop lists the values that broke them.
+SET_EXPECTATIONS = ("expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set")
 # Reference tables are validated first, so their keys are known to the tables that point at them.
 VALIDATION_ORDER = ("catalog", "crm", "transactions", "events")
 
@@ -94,8 +99,9 @@ def run(ctx: JobContext) -> None:
     config = ctx.config
     docs_dir = _docs_dir(ctx) if config.quality.data_docs else None
     validator = Validator(docs_dir, config.quality.sample_size)
-    params = suites.run_params(ctx.run_date, ctx.started_at)
+    params = suites.run_params(ctx.run_date, ctx.started_at, config.currency.accepted())
     lookups = {name: _bronze(ctx, name) for name in SOURCES}
+    unchecked = _empty_references(config, lookups)
 
     validations: list[TableValidation] = []
     cached: list[DataFrame] = []
@@ -103,7 +109,9 @@ def run(ctx: JobContext) -> None:
         for table in VALIDATION_ORDER:
             suite = suites.load_suite(config.expectations_path(), table)
             with step(log, f"validate {table}") as s:
-                validation = _validate_table(ctx, validator, suite, params, lookups, cached)
+                validation = _validate_table(
+                    ctx, validator, suite, params, lookups, unchecked, cached
+                )
                 if validation is None:
                     s.rows(new_batches=0)
                     continue
@@ -113,7 +121,7 @@ def run(ctx: JobContext) -> None:
                     quarantined=validation.quarantined_rows,
                     failed_rules=len(validation.failures),
                 )
-        if validations:
+        if any(v.outcomes for v in validations):
             _record_results(ctx, validations)
         failures = [f for v in validations for f in v.failures]
         if not failures:
@@ -124,7 +132,7 @@ def run(ctx: JobContext) -> None:
             with tables.restored_on_failure(ctx.spark, written):
                 for validation in validations:
                     _quarantine(ctx, validation)
-        if docs_dir and validations:
+        if docs_dir and any(v.outcomes for v in validations):
             log.info("data docs: %s", validator.build_docs())
         if failures:
             raise DataQualityError("; ".join(failures))
@@ -141,6 +149,19 @@ def _docs_dir(ctx: JobContext) -> str | None:
     return None
 
 
+def _empty_references(config: Config, lookups: dict[str, DataFrame]) -> frozenset[str]:
+    """Referenced sources that have no rows at all: their references are not checked."""
+    referenced = {
+        ref.table
+        for table in VALIDATION_ORDER
+        for ref in suites.load_suite(config.expectations_path(), table).references.values()
+    }
+    empty = frozenset(t for t in sorted(referenced) if lookups[t].isEmpty())
+    for table in sorted(empty):
+        log.warning("%s has no rows: references to it are not checked", table)
+    return empty
+
+
 def _bronze(ctx: JobContext, table: str) -> DataFrame:
     """The bronze table, or no rows before its source's first file has landed."""
     path = tables.table_path(ctx.config, Layer.BRONZE, table)
@@ -151,17 +172,27 @@ def _validate_table(
     ctx: JobContext,
     validator: Validator,
     suite: Suite,
-    params: dict[str, str],
+    params: dict[str, Any],
     lookups: dict[str, DataFrame],
+    unchecked: frozenset[str],
     cached: list[DataFrame],
 ) -> TableValidation | None:
     spark, config = ctx.spark, ctx.config
     done = watermarks.get(spark, config, "validate", suite.table)
     bronze = lookups[suite.table]
-    latest = bronze.agg(F.max("_batch_no")).first()[0] or 0  # type: ignore[index]
+    # From the commits, not the rows: a batch of empty files has no rows but must be passed.
+    latest = last_committed_batch(spark, tables.table_path(config, Layer.BRONZE, suite.table))
     if latest <= done:
         return None
     batch = bronze.where(F.col("_batch_no").between(done + 1, latest))
+    if batch.isEmpty():
+        log.warning(
+            "%s: batches %d..%d hold no rows: passed as an empty batch",
+            suite.table,
+            done + 1,
+            latest,
+        )
+        return TableValidation(suite.table, [], done + 1, latest, 0, [], {}, batch, 0, [])
     rules = [_with_previous_count(ctx, suite.table, r) for r in suite.expectations]
     suite = dataclasses.replace(suite, expectations=rules)
     # One flag column per rule with a row predicate, computed once on the cached batch and shared
@@ -169,7 +200,7 @@ def _validate_table(
     # Whole-batch rules (uniqueness) have no flag: their row counts are Great Expectations'.
     row_rules = {f"_broken_{i}": r for i, r in enumerate(r for r in rules if r.has_row_predicate)}
     typed = (
-        suites.with_reference_flags(TYPED[suite.table](batch), suite, lookups)
+        suites.with_reference_flags(TYPED[suite.table](batch), suite, lookups, unchecked)
         .withColumns({flag: suites.violation(r, params) for flag, r in row_rules.items()})
         .cache()
     )
@@ -198,8 +229,10 @@ def _validate_table(
         F.current_timestamp().alias("_quarantined_at"),
     )
     by_rule = {o.rule: o for o in outcomes}
+    flag_of = {r.rule: flag for flag, r in row_rules.items()}
     failures = [
         _failure_message(suite.table, r, by_rule[r.rule], rows_broken.get(r.rule))
+        + _broken_values(typed, r, flag_of.get(r.rule))
         for r in suite.rules(Severity.FAIL)
         if not by_rule[r.rule].success
     ]
@@ -271,6 +304,23 @@ def _failure_message(table: str, rule: Rule, outcome: Outcome, broken: int | Non
     else:
         detail = f"observed {outcome.observed_value}"
     return f"table '{table}' expectation '{rule.rule}' ({rule.expectation}) failed: {detail}"
+
+
+def _broken_values(typed: DataFrame, rule: Rule, flag: str | None, shown: int = 5) -> str:
+    """The commonest values behind a failed set rule, with their counts (e.g. `JPY (3 rows)`):
+    a stop names what to fix. Runs only when a `fail` rule failed."""
+    column = rule.kwargs.get("column")
+    if flag is None or rule.expectation not in SET_EXPECTATIONS or column not in typed.columns:
+        return ""
+    top = (
+        typed.where(F.col(flag))
+        .groupBy(F.col(column).cast("string").alias("value"))
+        .count()
+        .orderBy(F.col("count").desc(), "value")
+        .limit(shown)
+        .collect()
+    )
+    return "; values: " + ", ".join(f"{r['value']} ({r['count']} rows)" for r in top)
 
 
 def _record_results(ctx: JobContext, validations: list[TableValidation]) -> None:

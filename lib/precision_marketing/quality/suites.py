@@ -131,8 +131,9 @@ def _check(suite: Suite, path: Path) -> None:
         )
 
 
-def resolve(value: Any, params: dict[str, str]) -> Any:
-    """Fills ${name} placeholders (run_date, run_started_at) in rule arguments."""
+def resolve(value: Any, params: dict[str, Any]) -> Any:
+    """Fills ${name} placeholders (run_date, run_started_at, accepted_currencies) in rule
+    arguments; a placeholder is a whole value (`value_set: ${accepted_currencies}` is a list)."""
     if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
         name = value[2:-1]
         if name not in params:
@@ -143,10 +144,14 @@ def resolve(value: Any, params: dict[str, str]) -> Any:
     return value
 
 
-def run_params(run_date: date, run_started_at: datetime) -> dict[str, str]:
+def run_params(
+    run_date: date, run_started_at: datetime, accepted_currencies: list[str] | None = None
+) -> dict[str, Any]:
+    """Values a suite may name as ${...}; currencies come from config (`currency`)."""
     return {
         "run_date": run_date.isoformat(),
         "run_started_at": run_started_at.strftime("%Y-%m-%d %H:%M:%S"),
+        "accepted_currencies": list(accepted_currencies or ["EUR"]),
     }
 
 
@@ -188,7 +193,7 @@ ROW_PREDICATES: dict[str, Any] = {
 WHOLE_BATCH_EXPECTATIONS = {"expect_column_values_to_be_unique"}
 
 
-def violation(rule: Rule, params: dict[str, str]) -> Column:
+def violation(rule: Rule, params: dict[str, Any]) -> Column:
     """True where a row breaks `rule` (row-level rules only)."""
     kwargs = {k: resolve(v, params) for k, v in rule.kwargs.items()}
     broken: Column = ROW_PREDICATES[rule.expectation](F.col(kwargs["column"]), kwargs)
@@ -198,9 +203,21 @@ def violation(rule: Rule, params: dict[str, str]) -> Column:
     return F.coalesce(broken, F.lit(False))
 
 
-def with_reference_flags(df: DataFrame, suite: Suite, lookups: dict[str, DataFrame]) -> DataFrame:
-    """Adds one boolean column per suite reference (e.g. customer_known) via a left join."""
+def with_reference_flags(
+    df: DataFrame,
+    suite: Suite,
+    lookups: dict[str, DataFrame],
+    unchecked: frozenset[str] = frozenset(),
+) -> DataFrame:
+    """Adds one boolean column per suite reference (e.g. customer_known) via a left join.
+
+    A reference into a table in `unchecked` (a source that never had a row, e.g. no CRM) holds
+    for every row: with nothing to look in, quarantining every row would lose the whole table.
+    """
     for flag, ref in suite.references.items():
+        if ref.table in unchecked:
+            df = df.withColumn(flag, F.lit(True))
+            continue
         keys = (
             lookups[ref.table]
             .select(F.col(ref.key).alias(f"_{flag}_key"))

@@ -13,6 +13,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from precision_marketing.conform import TYPED
+from precision_marketing.contracts import SOURCES
+from precision_marketing.ingest.read import bronze_schema
 from precision_marketing.io import tables, watermarks
 from precision_marketing.io.tables import Layer
 from precision_marketing.runtime import JobContext, step
@@ -51,7 +53,11 @@ def _order_lines(ctx: JobContext, new: DataFrame, validated: Callable[[], DataFr
     # A refund may arrive batches after its sale: rebuild every touched line from all its rows.
     touched = new.select("order_id", "line_no").distinct()
     rows = validated().join(touched, ["order_id", "line_no"], "left_semi")
-    return transforms.silver_order_lines(TYPED["transactions"](rows))
+    money = ctx.config.currency
+    typed = transforms.in_reporting_currency(
+        TYPED["transactions"](rows), money.reporting, money.rates
+    )
+    return transforms.silver_order_lines(typed)
 
 
 def _items(ctx: JobContext, new: DataFrame, _all: Callable[[], DataFrame]) -> DataFrame:
@@ -87,6 +93,19 @@ def run(ctx: JobContext) -> None:
     with tables.restored_on_failure(ctx.spark, written):
         for table in SILVER_TABLES:
             build_silver_table(ctx, table)
+            create_if_absent(ctx, table)
+
+
+def create_if_absent(ctx: JobContext, table: SilverTable) -> None:
+    """A source that never had rows still gets its silver table, empty, so every later stage
+    finds it. The schema is the one data gives: the table's own build run on no rows."""
+    path = tables.table_path(ctx.config, Layer.SILVER, table.name)
+    if tables.is_delta(ctx.spark, path):
+        return
+    empty = ctx.spark.createDataFrame([], bronze_schema(SOURCES[table.source]))
+    rows = table.build(ctx, empty, lambda: empty)
+    tables.append(rows, path, table.partition_by)
+    log.warning("silver %s: its source %s has no rows yet: created empty", table.name, table.source)
 
 
 def build_silver_table(ctx: JobContext, table: SilverTable) -> None:

@@ -99,11 +99,39 @@ def customer_attributes(typed: DataFrame, salt: str, as_of: date) -> DataFrame:
     )
 
 
+def in_reporting_currency(typed: DataFrame, reporting: str, rates: dict[str, float]) -> DataFrame:
+    """Order-line amounts converted to the reporting currency (config `currency`), the one place
+    money is converted; the line's own currency and unit price are kept beside them.
+
+    Validation has already stopped any batch holding a currency without a rate, so every
+    non-null currency here is the reporting one or has a rate.
+    """
+    currency = F.col("currency")
+    rate: Column = F.when(currency == reporting, F.lit(1.0))
+    for code, value in sorted(rates.items()):
+        rate = rate.when(currency == code, F.lit(float(value)))
+    rate = F.coalesce(rate, F.lit(1.0))
+
+    def converted(amount: str) -> Column:
+        return F.when(rate == 1.0, F.col(amount)).otherwise(F.round(F.col(amount) * rate, 4))
+
+    return typed.withColumns(
+        {
+            "original_currency": currency,
+            "original_unit_price": F.col("unit_price"),
+            "unit_price": converted("unit_price"),
+            "discount": converted("discount"),
+            "currency": F.when(currency.isNotNull(), F.lit(reporting)),
+        }
+    )
+
+
 def silver_order_lines(typed: DataFrame) -> DataFrame:
     """One row per (order_id, line_no), refunds netted against the original line.
 
     `typed` must hold every validated row of the keys being rebuilt (the sale and all its
-    refunds), which makes the result the same however the rows were split across batches.
+    refunds), which makes the result the same however the rows were split across batches, with
+    amounts already in the reporting currency (`in_reporting_currency`).
     A refund whose sale has not arrived yet yields no row until it does.
     """
     is_refund = F.col("status") == "refunded"
@@ -142,6 +170,8 @@ def silver_order_lines(typed: DataFrame) -> DataFrame:
         F.round(gross, 2).alias("gross_amount"),
         F.round(gross * net_quantity / F.col("quantity"), 2).alias("net_amount"),
         "currency",
+        "original_currency",
+        "original_unit_price",
         "order_ts",
         F.to_date("order_ts").alias("order_date"),
         "refunded_at",
