@@ -271,7 +271,7 @@ def test_absent_and_empty_sources_leave_every_silver_table_typed_and_empty(
     assert marks == {"events": 1, "transactions": 1}
 
 
-def test_rows_after_an_empty_start_flow_into_the_existing_table(
+def test_rows_after_an_empty_start_flow_into_the_existing_tables(
     spark: SparkSession, sparse: Config
 ) -> None:
     landing = Path(sparse.storage.landing)
@@ -279,9 +279,16 @@ def test_rows_after_an_empty_start_flow_into_the_existing_table(
         '{"event_id":"e1","device_id":"d1","event_type":"page_view",'
         '"event_time":"2026-06-02T08:00:00Z","platform":"web"}\n'
     )
+    # No CRM at all: the customer reference cannot be checked, so the line is kept.
+    (landing / "transactions" / "2026-06-02.csv").write_text(
+        "order_id,line_no,customer_id,item_id,quantity,unit_price,currency,order_time,status\n"
+        "o1,1,c1,i1,2,12.5,EUR,2026-06-02T09:00:00Z,completed\n"
+    )
     run_foundation(spark, sparse)
     assert silver(spark, sparse, "events").count() == 1
     assert watermarks.get(spark, sparse, "validate", "events") == 2
+    lines = silver(spark, sparse, "order_lines").select("order_id", "customer_id", "net_amount")
+    assert [tuple(r) for r in lines.collect()] == [("o1", "c1", 25.0)]
 
 
 def test_a_currency_without_a_rate_stops_validate(spark: SparkSession, tmp_path: Path) -> None:

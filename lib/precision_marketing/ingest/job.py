@@ -102,10 +102,13 @@ def ingest_source(ctx: JobContext, mapped: MappedSource) -> None:
         rows = _write_bronze(spark, mapped, batch, batch_no, ctx.run_id, bronze_path)
         if rows == 0:
             log.warning(
-                "%s: batch %d holds no rows (%d file(s), 0-byte or header only)",
+                "%s: batch %d holds no rows (%d file(s), 0-byte or header only)%s",
                 source.name,
                 batch_no,
                 len(batch),
+                f": {', '.join(source.silver_tables)} will be empty"
+                if tables.read(spark, bronze_path).isEmpty()
+                else "",
             )
         s.rows(batch=batch_no, files=len(batch), rows=rows)
 
