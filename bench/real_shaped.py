@@ -113,7 +113,9 @@ sources:
       region: Country
       consent_email: EmailOptIn
     constants:
-      updated_at: "{updated_at}"
+      # No change time in the export: one state per customer, valid at every snapshot date
+      # (signup_date still decides who existed when).
+      updated_at: "1970-01-01T00:00:00Z"
   catalog:
     folder: catalog
     format: csv
@@ -287,9 +289,7 @@ def generate(out: Path, customers: int, items: int, seed: int, start: date, end:
         out / "catalog" / "items.csv",
         options,
     )
-    (out / "sources.yaml").write_text(
-        SOURCES_YAML.format(updated_at=f"{end.isoformat()}T23:59:00Z")
-    )
+    (out / "sources.yaml").write_text(SOURCES_YAML)
     return {
         "customers": customers,
         "items": items,
