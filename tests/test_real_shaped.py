@@ -131,8 +131,9 @@ CASES = {
                 f"ingest.sources_file={FIXTURES}/transactions_only/sources.yaml",
                 f"currency.rates={{USD: {USD_RATE}}}",
             ),
-            # CONFIRM: every stage has an input (publish: the CRM has no consent columns, so
-            # the audiences are empty; it still runs, see the gold counts).
+            # CONFIRM: every stage has an input. publish: the CRM exists but has no consent
+            # columns, so it runs with empty audiences (or is no_input?); measure then has empty
+            # audiences (no_input?).
             steps=_ran(),
             # DATA: 133 invoices of one line, 40 CRM rows, 3 items, no events.
             silver={
