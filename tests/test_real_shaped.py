@@ -1,0 +1,353 @@
+"""The real-shaped fixtures (tests/fixtures/real_shaped/README.md) through the whole pipeline.
+
+Each fixture is copied to a temp landing and run once by the `pipeline` job, with every stage of
+conf/base.yaml's pipeline.steps. The tests then assert exact outputs: each step's status in
+ops/pipeline_runs, the rows of every silver table, and the rows of the gold tables.
+
+DRAFT written before the issue-14 branches merged (sources, features, windows, stages).
+- Numbers marked DATA follow from the fixture files alone. make.py's `expected_counts` and
+  the README derive them.
+- Numbers marked CONFIRM are the expected behaviour of code that did not exist when this file
+  was written. Check them when the branches merge, and fix the test or the code.
+The pipeline tests skip until Config has the `ingest` and `currency` sections. Remove that
+guard at merge time.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.util
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from precision_marketing.config import Config, load_config
+from precision_marketing.io import tables
+from precision_marketing.io.tables import Layer
+from precision_marketing.runtime import DataQualityError
+from tests.support import make_config, run_stage
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "real_shaped"
+ALL_STEPS = tuple(load_config("local").pipeline.steps)
+USD_RATE = 0.92
+
+_config_sections = {f.name for f in dataclasses.fields(Config)}
+needs_issue_14 = pytest.mark.skipif(
+    not {"ingest", "currency"} <= _config_sections,
+    reason="needs issue 14's ingest.sources_file and currency config (remove at merge)",
+)
+
+
+def _load_make() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("real_shaped_make", FIXTURES / "make.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ----------------------------------------------------------------------------------------------
+# Without Spark: the committed fixtures are make.py's output; the 10k bench set is fast.
+
+
+def test_committed_fixtures_are_what_make_py_writes(tmp_path: Path) -> None:
+    make = _load_make()
+    make.write_all(tmp_path)
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    committed = sorted(
+        p.relative_to(FIXTURES)
+        for name in make.FIXTURES
+        for p in (FIXTURES / name).rglob("*")
+        if p.is_file()
+    )
+    assert written == committed
+    for rel in written:
+        assert (tmp_path / rel).read_bytes() == (FIXTURES / rel).read_bytes(), rel
+
+
+def test_real_shaped_bench_writes_10k_customers_deterministically(tmp_path: Path) -> None:
+    def write(out: Path) -> None:
+        subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "real_shaped.py"), "--out", str(out)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    write(tmp_path / "a")
+    write(tmp_path / "b")
+    for rel in ("transactions/online_retail.csv", "crm/customers.csv", "catalog/items.csv"):
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+    with (tmp_path / "a" / "crm" / "customers.csv").open() as f:
+        crm = list(csv.DictReader(f))
+    with (tmp_path / "a" / "transactions" / "online_retail.csv").open() as f:
+        buyers = {row["CustomerID"] for row in csv.DictReader(f)}
+    assert len(crm) == 10_000
+    assert buyers == {row["CustomerID"] for row in crm}
+    assert (tmp_path / "a" / "sources.yaml").exists()
+    assert not (tmp_path / "a" / "events").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# Through the pipeline.
+
+SILVER_TABLES = ("events", "customers", "customer_history", "order_lines", "items")
+
+
+@dataclass(frozen=True)
+class Case:
+    fixture: str
+    run_date: date
+    overrides: tuple[str, ...]
+    steps: dict[str, str]  # step -> status in ops/pipeline_runs (CONFIRM: `no_input`)
+    silver: dict[str, int]  # DATA (see each case)
+    gold: dict[str, int] = field(default_factory=dict)  # table -> rows at the run date
+    exclude: str = "bought"  # recommend.exclude the case runs with
+
+
+def _ran(*no_input: str) -> dict[str, str]:
+    return {s: ("no_input" if s in no_input else "succeeded") for s in ALL_STEPS}
+
+
+CASES = {
+    c.fixture: c
+    for c in (
+        Case(
+            "transactions_only",
+            date(2026, 6, 30),
+            (
+                f"ingest.sources_file={FIXTURES}/transactions_only/sources.yaml",
+                f"currency.rates={{USD: {USD_RATE}}}",
+            ),
+            # CONFIRM: every stage has an input. publish: the CRM exists but has no consent
+            # columns, so it runs with empty audiences (or is no_input?); measure then has empty
+            # audiences (no_input?).
+            steps=_ran(),
+            # DATA: 133 invoices of one line, 40 CRM rows, 3 items, no events.
+            silver={
+                "events": 0,
+                "customers": 40,
+                "customer_history": 40,
+                "order_lines": 133,
+                "items": 3,
+            },
+            gold={
+                "user_features": 40,  # DATA: every CRM customer signed up before the run date
+                "segments": 40,  # CONFIRM: one row per user_features row
+                "propensity": 40,  # CONFIRM: every customer of the run date's snapshot scored
+                "recommendations": 57,  # DATA if every unbought item is served (README)
+                "audiences": 0,  # CONFIRM: no consent column in the CRM -> nobody contactable
+            },
+        ),
+        Case(
+            "views_only",
+            date(2026, 6, 30),
+            ("recommend.exclude=seen",),
+            steps=_ran("propensity", "publish", "measure"),  # CONFIRM (stages branch)
+            silver={
+                "events": 263,
+                "customers": 0,
+                "customer_history": 0,
+                "order_lines": 0,
+                "items": 15,
+            },  # DATA (current tree: same, without the empty tables)
+            gold={
+                "user_features": 40,  # CONFIRM: the customer base is the event customers
+                "segments": 40,  # CONFIRM
+                "recommendations": 120,  # DATA: at most 9 of 15 seen, so 3 unseen each
+            },
+            exclude="seen",
+        ),
+        Case(
+            "no_crm",
+            date(2026, 6, 30),
+            (),
+            steps=_ran("publish", "measure"),  # CONFIRM (stages branch)
+            # DATA, assuming order_customer_known does not apply without a CRM (CONFIRM: the
+            # current tree quarantines all 82 rows and leaves order_lines empty).
+            silver={
+                "events": 417,
+                "customers": 0,
+                "customer_history": 0,
+                "order_lines": 81,
+                "items": 10,
+            },
+            gold={
+                "user_features": 30,  # CONFIRM: event and order customers, no CRM base
+                "segments": 30,  # CONFIRM
+                "propensity": 30,  # CONFIRM
+                "recommendations": 90,  # DATA: everyone has >= 3 unbought items
+            },
+        ),
+        Case(
+            "replay_1997",
+            date(1998, 1, 1),
+            (),
+            steps=_ran(),  # CONFIRM: measure runs (audiences + transactions exist)
+            silver={
+                "events": 0,
+                "customers": 50,
+                "customer_history": 50,
+                "order_lines": 208,
+                "items": 20,
+            },  # DATA (current tree: the same, events table aside)
+            gold={
+                "user_features": 50,  # DATA: every customer signed up in 1997-Q1
+                "segments": 50,  # CONFIRM
+                "propensity": 50,  # CONFIRM
+                "recommendations": 150,  # DATA: everyone has >= 3 unbought CDs
+            },
+        ),
+    )
+}
+
+GOLD_LAYER = {"audiences": Layer.ACTIVATION}
+
+
+@dataclass
+class Run:
+    case: Case
+    config: Config
+    error: BaseException | None
+
+
+_runs: dict[str, Run] = {}
+
+
+def pipeline_run(spark: SparkSession, factory: pytest.TempPathFactory, name: str) -> Run:
+    """The fixture's one pipeline run in this process (shared by the tests below)."""
+    if name not in _runs:
+        case = CASES[name]
+        root = factory.mktemp(f"real_{name}")
+        shutil.copytree(FIXTURES / name, root / "landing")
+        config = make_config(root, f"pipeline.steps=[{','.join(ALL_STEPS)}]", *case.overrides)
+        error: BaseException | None = None
+        try:
+            run_stage(spark, config, "pipeline", case.run_date)
+        except (Exception, SystemExit) as exc:  # CONFIRM: does a no_input stage end in exit 2?
+            error = exc
+        _runs[name] = Run(case, config, error)
+    return _runs[name]
+
+
+def read(spark: SparkSession, config: Config, layer: Layer, name: str) -> DataFrame:
+    return tables.read(spark, tables.table_path(config, layer, name))
+
+
+def step_statuses(spark: SparkSession, run: Run) -> dict[str, str]:
+    runs = read(spark, run.config, Layer.OPS, "pipeline_runs").where(
+        F.col("run_date") == F.lit(run.case.run_date)
+    )
+    return {r["step"]: r["status"] for r in runs.select("step", "status").collect()}
+
+
+@needs_issue_14
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_stage_ran_or_said_no_input(
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> None:
+    run = pipeline_run(spark, tmp_path_factory, name)
+    assert step_statuses(spark, run) == run.case.steps, run.error
+
+
+@needs_issue_14
+@pytest.mark.parametrize("name", list(CASES))
+def test_every_silver_table_exists_with_exact_rows(
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> None:
+    run = pipeline_run(spark, tmp_path_factory, name)
+    counts = {t: read(spark, run.config, Layer.SILVER, t).count() for t in SILVER_TABLES}
+    assert counts == run.case.silver
+
+
+@needs_issue_14
+@pytest.mark.parametrize("name", list(CASES))
+def test_nothing_is_quarantined(
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> None:
+    run = pipeline_run(spark, tmp_path_factory, name)
+    for source in ("events", "crm", "transactions", "catalog"):
+        path = tables.table_path(run.config, Layer.QUARANTINE, source)
+        rows = tables.read(spark, path).count() if tables.is_delta(spark, path) else 0
+        assert rows == 0, source
+
+
+@needs_issue_14
+@pytest.mark.parametrize("name", list(CASES))
+def test_gold_tables_have_exact_rows(
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> None:
+    run = pipeline_run(spark, tmp_path_factory, name)
+    counts = {}
+    for table in run.case.gold:
+        df = read(spark, run.config, GOLD_LAYER.get(table, Layer.GOLD), table)
+        column = "as_of_date" if "as_of_date" in df.columns else "run_date"
+        counts[table] = df.where(F.col(column) == F.lit(run.case.run_date)).count()
+    assert counts == run.case.gold
+
+
+@needs_issue_14
+@pytest.mark.parametrize("name", list(CASES))
+def test_served_lists_exclude_what_the_customer_bought_or_saw_over_all_history(
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> None:
+    """DATA: exclusion is over the whole history, not only the training lookback."""
+    run = pipeline_run(spark, tmp_path_factory, name)
+    if run.case.exclude == "seen":
+        touched = read(spark, run.config, Layer.SILVER, "events").where(
+            F.col("item_id").isNotNull()
+        )
+    else:
+        touched = read(spark, run.config, Layer.SILVER, "order_lines").where(
+            F.col("net_quantity") > 0
+        )
+    served = read(spark, run.config, Layer.GOLD, "recommendations").where(
+        F.col("as_of_date") == F.lit(run.case.run_date)
+    )
+    clashes = served.join(
+        touched.select("customer_id", "item_id").distinct(), ["customer_id", "item_id"]
+    )
+    assert clashes.count() == 0
+
+
+@needs_issue_14
+def test_usd_amounts_are_converted_at_the_configured_rate(
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    run = pipeline_run(spark, tmp_path_factory, "transactions_only")
+    with (FIXTURES / "transactions_only" / "transactions" / "online_retail_export.csv").open() as f:
+        usd = sum(int(r["Quantity"]) * float(r["UnitPrice"]) for r in csv.DictReader(f))
+    lines = read(spark, run.config, Layer.SILVER, "order_lines")
+    row: Any = lines.agg(
+        F.sum("gross_amount").alias("eur"),
+        F.collect_set("currency").alias("currencies"),
+        F.collect_set("original_currency").alias("originals"),  # CONFIRM: column name
+    ).first()
+    assert row["currencies"] == ["EUR"]
+    assert row["originals"] == ["USD"]
+    assert row["eur"] == pytest.approx(usd * USD_RATE, abs=0.01 * 133)  # rounding per line
+
+
+@needs_issue_14
+def test_a_currency_without_a_rate_stops_validate(
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """DATA: all 133 rows are USD; with no rate configured the run fails and names them."""
+    root = tmp_path_factory.mktemp("real_no_rate")
+    shutil.copytree(FIXTURES / "transactions_only", root / "landing")
+    config = make_config(root, f"ingest.sources_file={FIXTURES}/transactions_only/sources.yaml")
+    run_stage(spark, config, "ingest", CASES["transactions_only"].run_date)
+    with pytest.raises(DataQualityError, match=r"USD.*133|133.*USD"):  # CONFIRM: message
+        run_stage(spark, config, "validate", CASES["transactions_only"].run_date)
