@@ -113,7 +113,7 @@ class FeaturesConfig:
 @dataclass(frozen=True)
 class SegmentConfig:
     k: int | None = None  # a fixed k; None chooses k in [k_min, k_max] by silhouette
-    k_min: int = 3
+    k_min: int = 2
     k_max: int = 10
     seed: int = 42
     max_iter: int = 40
