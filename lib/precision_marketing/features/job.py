@@ -31,7 +31,9 @@ def run(ctx: JobContext) -> None:
     items = silver("items")
     lines = silver("order_lines")
     raw_events = silver("events")
-    categories = feature_categories.choose(spark, config, items, lines, raw_events, as_of)
+    with step(log, "features categories") as s:
+        categories = feature_categories.choose(spark, config, items, lines, raw_events, as_of)
+        s.rows(categories=len(categories))
     cached: list[DataFrame] = []
 
     def keep(df: DataFrame) -> DataFrame:
