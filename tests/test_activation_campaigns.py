@@ -64,7 +64,7 @@ def test_dates_absolute_and_relative_to_the_run_date() -> None:
 
 def test_the_shipped_campaigns_file_is_valid_and_sends_any_day() -> None:
     config = load_config("test")
-    campaigns = load_campaigns(config.campaigns_path(), config.features.top_categories)
+    campaigns = load_campaigns(config.campaigns_path(), TOP_CATEGORIES)
     assert [c.channel for c in campaigns] == ["email", "sms", "push", "ads"]
     assert all(c.sends_on(date(2031, 2, 3)) for c in campaigns)
 

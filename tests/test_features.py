@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -10,9 +11,10 @@ from typing import Any
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import IntegerType, StringType, StructField, StructType
+from pyspark.sql.types import ArrayType, IntegerType, StringType, StructField, StructType
 
 from precision_marketing.config import Config
+from precision_marketing.features import categories
 from precision_marketing.features.rfm import NO_PURCHASE, RFM_GRID, rfm_segment
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
@@ -20,10 +22,13 @@ from tests.features_fixture import (
     AS_OF,
     BASE_CRM,
     BASE_EVENTS,
+    BASE_ITEMS,
     BASE_LINES,
     LATE_CRM,
     LATE_EVENTS,
     LATE_LINES,
+    line,
+    ts,
     write_silver,
 )
 from tests.support import make_config, run_stage
@@ -139,8 +144,25 @@ EXPECTED: dict[str, dict[str, Any]] = {
 }
 
 
-def _config(tmp: Path) -> Config:
-    return make_config(tmp, "features.lda.topics=2", "features.lda.max_iter=5")
+def _config(tmp: Path, *overrides: str) -> Config:
+    """Tiny LDA; the hand-computed values pin the generator's eight categories."""
+    return make_config(
+        tmp,
+        "features.lda.topics=2",
+        "features.lda.max_iter=5",
+        "features.lda.min_documents=1",
+        f"features.top_categories=[{', '.join(CATEGORIES)}]",
+        *overrides,
+    )
+
+
+def _snapshot(spark: SparkSession, config: Config) -> DataFrame:
+    table = tables.read(spark, tables.table_path(config, Layer.GOLD, "user_features"))
+    return table.where(F.col("as_of_date") == AS_OF)
+
+
+def _share_columns(df: DataFrame) -> list[str]:
+    return sorted(c for c in df.columns if c.startswith(("view_share_", "spend_share_")))
 
 
 def _features(spark: SparkSession, config: Config, late: bool = False) -> DataFrame:
@@ -227,6 +249,54 @@ def test_rerun_replaces_the_snapshot_only(spark: SparkSession, runs: Runs) -> No
     assert _rows(again) == runs.first
     counts = {r[0]: r[1] for r in again.groupBy("as_of_date").count().collect()}
     assert counts == {date(2026, 6, 1): 3, AS_OF: 3}
+
+
+def test_categories_come_from_the_data_and_stay_fixed(spark: SparkSession, tmp_path: Path) -> None:
+    """Top 2 by order lines (books 4; electronics and home 2 each), then product events
+    (electronics 4, home 1); kept on the next run although toys now sell most."""
+    config = make_config(
+        tmp_path, "features.top_category_count=2", "features.lda.topics=2",
+        "features.lda.max_iter=5", "features.lda.min_documents=1",
+    )  # fmt: skip
+    write_silver(spark, config, BASE_EVENTS, BASE_CRM, BASE_LINES)
+    run_stage(spark, config, "features", run_date=AS_OF)
+    chosen = ["books", "electronics"]
+    assert categories.stored(spark, config) == chosen
+    expected_columns = [
+        "spend_share_books", "spend_share_electronics", "view_share_books",
+        "view_share_electronics",
+    ]  # fmt: skip
+    assert _share_columns(_snapshot(spark, config)) == expected_columns
+    toys = [line(f"t{n}", 1, "c2", "i4", 1, 5.0, "2026-06-15T10:00") for n in range(5)]
+    items = [*BASE_ITEMS, ("i4", "Kid kite", "toys", "Kid", 5.0, True, ts("2026-06-01T00:00"))]
+    write_silver(spark, config, BASE_EVENTS, BASE_CRM, BASE_LINES + toys, items)
+    run_stage(spark, config, "features", run_date=AS_OF)
+    assert categories.stored(spark, config) == chosen
+    assert _share_columns(_snapshot(spark, config)) == expected_columns
+
+    def silver(name: str) -> DataFrame:
+        return tables.read(spark, tables.table_path(config, Layer.SILVER, name))
+
+    ranked = categories.ranking(silver("items"), silver("order_lines"), silver("events"), AS_OF)
+    assert categories.top(ranked, 2) == ["toys", "books"]  # what a fresh choice would take
+
+
+def test_interest_tags_skipped_on_a_one_item_catalog(
+    spark: SparkSession, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config(tmp_path, "features.lda.topics=2", "features.lda.min_documents=1")
+    write_silver(spark, config, BASE_EVENTS, BASE_CRM, BASE_LINES, items=BASE_ITEMS[:1])
+    with caplog.at_level(logging.WARNING, logger="precision_marketing"):
+        run_stage(spark, config, "features", run_date=AS_OF)
+    snapshot = _snapshot(spark, config)
+    assert snapshot.schema["interest_tags"].dataType == ArrayType(StringType(), True)
+    assert [r.interest_tags for r in snapshot.orderBy("customer_id").collect()] == [None] * 3
+    skipped = [r.getMessage() for r in caplog.records if "interest tags" in r.getMessage()]
+    assert skipped == [
+        "interest tags skipped: 2 distinct terms for 2 topics (lda.min_vocabulary 4); "
+        "interest_tags stays null"
+    ]
+    assert categories.stored(spark, config) == ["electronics"]
 
 
 GRID_SCHEMA = StructType(

@@ -20,6 +20,7 @@ from pyspark.sql.types import (
 )
 
 from precision_marketing.config import ConfigError, PropensityConfig
+from precision_marketing.features import availability
 from precision_marketing.propensity import evaluate, model, transforms
 from precision_marketing.propensity.evaluate import Bucket
 from tests import features_fixture as ff
@@ -242,3 +243,62 @@ def test_feature_names_follow_the_vector_slots(spark: SparkSession) -> None:
     assert imputed == pytest.approx({"a": math.log(2), "b": math.log(2), "c": math.log(4)})
     with pytest.raises(ConfigError, match="'absent'"):
         model.check_features(df.columns, replace(cfg, model_features=["absent"]))
+
+
+def test_globs_expand_against_the_snapshot_columns() -> None:
+    cfg = replace(
+        CFG,
+        derived_features={"spend_share_total": "1.0"},
+        model_features=["orders", "spend_share_*", "view_share_*", "orders"],
+        log_features=["spend_share_*"],
+    )
+    columns = ["customer_id", "orders", "view_share_films", "spend_share_films", "spend_share_tv"]
+    resolved = model.resolved(cfg, columns)
+    assert resolved.model_features == [
+        "orders", "spend_share_films", "spend_share_tv", "spend_share_total", "view_share_films",
+    ]  # fmt: skip
+    assert resolved.log_features == ["spend_share_films", "spend_share_tv", "spend_share_total"]
+    assert model.resolved(replace(cfg, model_features=["clicks_*"]), columns).model_features == []
+
+
+def test_features_without_data_are_left_out_before_the_imputer(spark: SparkSession) -> None:
+    """No events: visits and platform are null for all, so the rate derived from them is null
+    and is left out too; no discounts: a constant. The rest fits (the Imputer never sees an
+    all-null column)."""
+    cfg = replace(
+        CFG,
+        derived_features={"visit_rate": "visits * 30.0 / tenure"},
+        model_features=["orders", "tenure", "visits", "visit_rate", "discount_share",
+                        "days_since_last_visit"],
+        log_features=["orders", "visits"],
+        categorical_features=["tier", "platform"],
+    )  # fmt: skip
+    df = spark.createDataFrame(
+        [("a", 1, 10, None, 0.0, None, "gold", None), ("b", 3, 20, None, 0.0, None, None, None)],
+        "customer_id string, orders int, tenure int, visits int, discount_share double, "
+        "days_since_last_visit int, tier string, platform string",
+    )
+    model.check_features(df.columns, cfg)
+    checked = availability.check(
+        model.with_derived(df, cfg),
+        model.numeric_expressions(cfg),
+        cfg.categorical_features,
+        model="propensity",
+    )
+    assert checked.used == ["orders", "tenure"]
+    assert checked.used_categorical == ["tier"]
+    assert checked.dropped == {
+        "visits": "all null",
+        "visit_rate": "all null",
+        "discount_share": "constant",
+        "days_since_last_visit": "all null",
+        "platform": "all null",
+    }
+    fit_cfg = model.for_fit(cfg, checked)
+    assert (fit_cfg.log_features, fit_cfg.categorical_features) == (["orders"], ["tier"])
+    prepared = model.preparation(fit_cfg).fit(df).transform(df)
+    assert model.slot_names(prepared, fit_cfg) == [
+        "orders", "tenure", "tier=gold", "tier=missing", "tier=__unknown",
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"propensity: 1 usable numeric feature\(s\) \(orders\)"):
+        availability.check(df, {"orders": "orders", "visits": "visits"}, model="propensity")

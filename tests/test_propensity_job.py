@@ -181,6 +181,13 @@ def test_model_manifest_and_report(spark: SparkSession, world: World) -> None:
     params = json.loads((directory / "params.json").read_text())
     assert params["train_as_of_dates"] == [fx.TRAIN_AS_OF.isoformat()]
     assert params["validation_as_of_date"] == fx.VALIDATION_AS_OF.isoformat()
+    # Every fixture customer's exposure is the whole history: a constant, left out.
+    assert params["features"] == {
+        "used": ["days_since_last_order", "days_since_last_visit", "order_rate", "visit_rate",
+                 "order_silence"],
+        "used_categorical": ["loyalty_tier", "preferred_platform"],
+        "dropped": {"exposure_days": "constant"},
+    }  # fmt: skip
     for name, layer in job.INPUTS.items():
         path = tables.table_path(world.config, layer, name)
         assert params["inputs"][name] == {
@@ -196,4 +203,6 @@ def test_model_manifest_and_report(spark: SparkSession, world: World) -> None:
     assert sorted(p.name for p in runs[-1].iterdir() if not p.name.startswith(".")) == [
         "calibration.png", "coefficients.png", "curves.png", "gains_lift.png", "index.html",
     ]  # fmt: skip
-    assert "recency_baseline" in (runs[-1] / "index.html").read_text()
+    page = (runs[-1] / "index.html").read_text()
+    assert "recency_baseline" in page
+    assert "exposure_days (constant)" in page

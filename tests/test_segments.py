@@ -6,6 +6,7 @@ The feature snapshots are hand-built: three well-separated blobs of 20 customers
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import date
@@ -27,7 +28,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from precision_marketing.config import Config
+from precision_marketing.config import Config, ConfigError
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.segments import model, naming
@@ -257,3 +258,147 @@ def test_naming_rules_and_unique_names() -> None:
         "Y",
         "X 3",
     ]
+
+
+# A shop without events or discounts: email_open_rate and sessions have no value for anyone,
+# discount_order_share is 0 for everyone. Two clear groups (blobs a and b).
+SPARSE_FEATURES = [
+    "days_since_last_order", "orders_lifetime", "spend_lifetime", "email_open_rate", "sessions",
+    "discount_order_share",
+]  # fmt: skip
+SPARSE_SCHEMA = StructType(
+    [
+        StructField("customer_id", StringType(), False),
+        StructField("days_since_last_order", IntegerType(), True),
+        StructField("orders_lifetime", LongType(), False),
+        StructField("spend_lifetime", DoubleType(), False),
+        StructField("email_open_rate", DoubleType(), True),
+        StructField("sessions", LongType(), True),
+        StructField("discount_order_share", DoubleType(), True),
+        StructField("as_of_date", DateType(), False),
+    ]
+)
+DROPPED = {
+    "email_open_rate": "all null",
+    "sessions": "all null",
+    "discount_order_share": "constant",
+}
+
+
+def sparse_snapshot(as_of: date, blobs: str = "ab") -> list[tuple[Any, ...]]:
+    return [
+        (r[0], r[1], r[2], r[3], None, None, 0.0, as_of)
+        for r in snapshot(as_of)
+        if r[0][0] in blobs
+    ]
+
+
+class Captured(logging.Handler):
+    """Warnings of the feature check (a module fixture cannot use caplog)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@dataclass(frozen=True)
+class Sparse:
+    config: Config
+    warnings: list[str]
+
+
+@pytest.fixture(scope="module")
+def sparse(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Sparse:
+    config = make_config(
+        tmp_path_factory.mktemp("segments_sparse"),
+        f"segment.model_features=[{', '.join(SPARSE_FEATURES)}]",
+        "segment.log_features=[sessions]",
+        f"segment.profile_features=[{', '.join(SPARSE_FEATURES)}]",
+        "segment.k_max=3",
+        "segment.max_iter=10",
+        "segment.pca_sample=40",
+    )
+    rows = sparse_snapshot(WEEK1)
+    tables.replace_where(
+        spark.createDataFrame(rows, SPARSE_SCHEMA),
+        tables.table_path(config, Layer.GOLD, "user_features"),
+        f"as_of_date = '{WEEK1.isoformat()}'",
+        partition_by=["as_of_date"],
+    )
+    captured = Captured()
+    checker = logging.getLogger("precision_marketing.features.availability")
+    checker.addHandler(captured)
+    try:
+        run_stage(spark, config, "segment", run_date=WEEK1)
+    finally:
+        checker.removeHandler(captured)
+    return Sparse(config, captured.messages)
+
+
+def test_features_without_data_are_left_out_with_one_warning_each(sparse: Sparse) -> None:
+    assert sparse.warnings == [
+        f"segment: feature '{f}' left out of this fit: {why} in "
+        f"{tables.table_path(sparse.config, Layer.GOLD, 'user_features')} as_of_date=2026-06-23"
+        for f, why in DROPPED.items()
+    ]
+    metadata = _metadata(sparse.config, WEEK1.isoformat())
+    assert metadata["features"] == {
+        "configured": SPARSE_FEATURES,
+        "used": ["days_since_last_order", "orders_lifetime", "spend_lifetime"],
+        "used_categorical": [],
+        "dropped": DROPPED,
+    }
+    assert metadata["params"]["model_features"] == metadata["features"]["used"]
+    assert metadata["params"]["log_features"] == []
+    page = Path(tables.reports_path(sparse.config, "segment", "2026-06-23")) / "index.html"
+    text = page.read_text()
+    assert "email_open_rate (all null), sessions (all null), discount_order_share (constant)" in (
+        text
+    )
+
+
+def test_k_2_is_chosen_for_two_groups(spark: SparkSession, sparse: Sparse) -> None:
+    metadata = _metadata(sparse.config, WEEK1.isoformat())
+    assert metadata["params"]["k"] == 2
+    assert sorted(metadata["metrics"]["silhouette_by_k"]) == ["2", "3"]
+    week1 = _segment_of(spark, sparse.config, WEEK1)
+    assert len(week1) == 40
+    assert {week1[f"a{i:02d}"] for i in range(20)} != {week1[f"b{i:02d}"] for i in range(20)}
+    assert len(set(week1.values())) == 2
+
+
+def test_descriptions_say_nothing_of_dropped_features(spark: SparkSession, sparse: Sparse) -> None:
+    profiles = _gold(spark, sparse.config, "segment_profiles").collect()
+    assert len(profiles) == 2
+    for p in profiles:
+        assert "visits" not in p.description
+        assert "email" not in p.description
+        assert {f for f, _ in p.distinguishing_features} <= {
+            "days_since_last_order", "orders_lifetime", "spend_lifetime",
+        }  # fmt: skip
+
+
+def test_too_few_usable_features_stop_with_a_config_error(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    config = make_config(
+        tmp_path,
+        "segment.model_features=[orders_lifetime, email_open_rate, sessions, discount_order_share]",
+        "segment.log_features=[]",
+    )
+    tables.replace_where(
+        spark.createDataFrame(sparse_snapshot(WEEK1), SPARSE_SCHEMA),
+        tables.table_path(config, Layer.GOLD, "user_features"),
+        f"as_of_date = '{WEEK1.isoformat()}'",
+        partition_by=["as_of_date"],
+    )
+    with pytest.raises(ConfigError) as raised:
+        run_stage(spark, config, "segment", run_date=WEEK1)
+    assert str(raised.value).startswith(
+        "segment: 1 usable numeric feature(s) (orders_lifetime); need at least 2. Left out: "
+        "email_open_rate (all null), sessions (all null), discount_order_share (constant)."
+    )
+    assert not Path(model_dir(config, WEEK1.isoformat())).exists()

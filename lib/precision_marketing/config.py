@@ -96,6 +96,7 @@ class PipelineConfig:
     steps: list[str] = field(default_factory=lambda: ["ingest", "validate", "silver"])
 
 
+# The synthetic generator's categories (datagen); real catalogs bring their own.
 TOP_CATEGORIES = ["electronics", "home", "fashion", "beauty", "sports", "books", "toys", "grocery"]
 
 
@@ -107,12 +108,22 @@ class LdaConfig:
     terms_per_topic: int = 2  # top terms that name a topic ("electronics+Voltix")
     tags_per_customer: int = 3
     min_topic_weight: float = 0.2  # a topic becomes a tag only above this share
+    # Below these, topics say nothing (one catalog item gave six topics all named after it):
+    # tags are skipped with a warning. min_vocabulary None = 2 x topics.
+    min_vocabulary: int | None = None
+    min_documents: int = 10
+
+    def vocabulary_needed(self) -> int:
+        return self.min_vocabulary if self.min_vocabulary is not None else 2 * self.topics
 
 
 @dataclass(frozen=True)
 class FeaturesConfig:
-    # Fixed, so the affinity columns are the same in every snapshot.
-    top_categories: list[str] = field(default_factory=lambda: list(TOP_CATEGORIES))
+    # None: the top_category_count categories of the data, chosen on the first features run
+    # and stored (features.categories), so the affinity columns are the same in every snapshot.
+    # A list pins them.
+    top_categories: list[str] | None = None
+    top_category_count: int = 8
     windows_days: list[int] = field(default_factory=lambda: [30, 90, 365])
     lda: LdaConfig = field(default_factory=LdaConfig)
 
@@ -120,7 +131,7 @@ class FeaturesConfig:
 @dataclass(frozen=True)
 class SegmentConfig:
     k: int | None = None  # a fixed k; None chooses k in [k_min, k_max] by silhouette
-    k_min: int = 3
+    k_min: int = 2
     k_max: int = 10
     seed: int = 42
     max_iter: int = 40

@@ -40,6 +40,7 @@ from precision_marketing.activation.manifest import (
     summary,
 )
 from precision_marketing.config import Config
+from precision_marketing.features import categories as feature_categories
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.runtime import JobContext, step
@@ -84,7 +85,9 @@ def path(config: Config, name: str) -> str:
 def run(ctx: JobContext) -> None:
     spark, config, run_date = ctx.spark, ctx.config, ctx.run_date
     with step(log, "publish campaigns") as s:
-        defined = load_campaigns(config.campaigns_path(), config.features.top_categories)
+        defined = load_campaigns(
+            config.campaigns_path(), feature_categories.configured_or_stored(spark, config)
+        )
         due = [c.resolved(run_date) for c in defined if c.sends_on(run_date)]
         s.rows(defined=len(defined), sending=len(due))
     if not due:

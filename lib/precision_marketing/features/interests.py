@@ -6,6 +6,7 @@ brought to the driver to name the topics; the per-customer work stays in Spark.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from pyspark.ml.clustering import LDA
@@ -16,6 +17,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
 from precision_marketing.config import LdaConfig
+
+log = logging.getLogger(__name__)
 
 TAGS_SCHEMA = StructType(
     [
@@ -28,7 +31,9 @@ TAGS_SCHEMA = StructType(
 @dataclass(frozen=True)
 class Topics:
     names: list[str]
-    tags: DataFrame  # customer_id, interest_tags
+    tags: DataFrame | None  # customer_id, interest_tags; None: skipped (tags stay null)
+    documents: int = 0
+    skipped: str | None = None  # why no topics were fitted
 
 
 def topic_names(described: list[list[str]]) -> list[str]:
@@ -52,11 +57,21 @@ def documents(terms: DataFrame) -> DataFrame:
 def interest_tags(docs: DataFrame, params: LdaConfig) -> Topics:
     """Fits LDA (fixed seed) on customer x term counts; tags = the heaviest topics per customer.
 
-    LDA iterates over `docs`: pass a persisted frame.
+    LDA iterates over `docs`: pass a persisted frame. Too few documents or distinct terms for
+    params.topics to mean anything (one catalog item made six topics all named after it):
+    skipped with one warning.
     """
-    if docs.isEmpty():
-        return Topics([], docs.sparkSession.createDataFrame([], TAGS_SCHEMA))
+    n_docs = docs.count()
+    if n_docs < max(params.min_documents, 1):
+        return _skipped(f"{n_docs} customers with terms (lda.min_documents {params.min_documents})",
+                        n_docs)  # fmt: skip
     vectorizer = CountVectorizer(inputCol="terms", outputCol="counts", minDF=1.0).fit(docs)
+    if len(vectorizer.vocabulary) < params.vocabulary_needed():
+        return _skipped(
+            f"{len(vectorizer.vocabulary)} distinct terms for {params.topics} topics "
+            f"(lda.min_vocabulary {params.vocabulary_needed()})",
+            n_docs,
+        )
     counted = vectorizer.transform(docs).select("customer_id", "counts")
     lda = LDA(
         k=params.topics,
@@ -88,4 +103,9 @@ def interest_tags(docs: DataFrame, params: LdaConfig) -> Topics:
             "interest_tags"
         ),
     )
-    return Topics(names, tags)
+    return Topics(names, tags, n_docs)
+
+
+def _skipped(why: str, n_docs: int) -> Topics:
+    log.warning("interest tags skipped: %s; interest_tags stays null", why)
+    return Topics([], None, n_docs, why)

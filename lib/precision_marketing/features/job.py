@@ -10,6 +10,7 @@ import logging
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 
+from precision_marketing.features import categories as feature_categories
 from precision_marketing.features import interests, transforms
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
@@ -29,6 +30,10 @@ def run(ctx: JobContext) -> None:
 
     items = silver("items")
     lines = silver("order_lines")
+    raw_events = silver("events")
+    with step(log, "features categories") as s:
+        categories = feature_categories.choose(spark, config, items, lines, raw_events, as_of)
+        s.rows(categories=len(categories))
     cached: list[DataFrame] = []
 
     def keep(df: DataFrame) -> DataFrame:
@@ -38,25 +43,22 @@ def run(ctx: JobContext) -> None:
 
     try:
         with step(log, "features behaviour") as s:
-            events = transforms.stitch(transforms.events_before(silver("events"), as_of))
-            behaviour = keep(
-                transforms.behaviour_features(events, items, as_of, params.top_categories)
-            )
+            events = transforms.stitch(transforms.events_before(raw_events, as_of))
+            behaviour = keep(transforms.behaviour_features(events, items, as_of, categories))
             s.rows(customers=behaviour.count())
         with step(log, "features interests (LDA)") as s:
             terms = transforms.activity_terms(behaviour, lines, items, as_of)
             docs = keep(interests.documents(terms))
             topics = interests.interest_tags(docs, params.lda)
-            log.info("interest topics: %s", ", ".join(topics.names))
-            s.rows(documents=docs.count(), topics=len(topics.names))
+            if topics.names:
+                log.info("interest topics: %s", ", ".join(topics.names))
+            s.rows(documents=topics.documents, topics=len(topics.names))
         with step(log, "features aggregate") as s:
             unscored = keep(
                 transforms.assemble(
                     transforms.customers_as_of(silver("customer_history"), as_of),
                     behaviour.drop(transforms.TOUCHED_TERMS),
-                    transforms.order_features(
-                        lines, items, as_of, params.windows_days, params.top_categories
-                    ),
+                    transforms.order_features(lines, items, as_of, params.windows_days, categories),
                     topics.tags,
                     as_of,
                     params.windows_days,

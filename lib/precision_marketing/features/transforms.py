@@ -323,16 +323,19 @@ def assemble(
     customers: DataFrame,
     behaviour: DataFrame,
     orders: DataFrame,
-    tags: DataFrame,
+    tags: DataFrame | None,
     as_of: date,
     windows: Sequence[int],
 ) -> DataFrame:
-    """Joins the per-source aggregates onto the customer base, zero-filling absent activity."""
-    joined = (
-        customers.join(orders, "customer_id", "left")
-        .join(behaviour, "customer_id", "left")
-        .join(tags, "customer_id", "left")
-    )
+    """Joins the per-source aggregates onto the customer base, zero-filling absent activity.
+
+    `tags` None: interest tags were skipped, and interest_tags is null for everyone (unknown,
+    not "no interests"), keeping the column and its type.
+    """
+    joined = customers.join(orders, "customer_id", "left").join(behaviour, "customer_id", "left")
+    if tags is not None:
+        joined = joined.join(tags, "customer_id", "left")
+    no_tags = F.array().cast("array<string>") if tags is not None else F.lit(None)
     zero_counts = [
         *(f"orders_{w}d" for w in windows),
         "orders_lifetime",
@@ -352,7 +355,11 @@ def assemble(
         {
             **{c: F.coalesce(F.col(c), F.lit(0)).cast("long") for c in zero_counts},
             **{c: F.coalesce(F.col(c), F.lit(0.0)) for c in zero_amounts},
-            "interest_tags": F.coalesce(F.col("interest_tags"), F.array().cast("array<string>")),
+            "interest_tags": (
+                F.coalesce(F.col("interest_tags"), no_tags)
+                if tags is not None
+                else no_tags.cast("array<string>")
+            ),
         }
     )
     return filled.withColumn("as_of_date", F.lit(as_of))

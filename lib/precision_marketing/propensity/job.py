@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from precision_marketing.config import Config, PropensityConfig
+from precision_marketing.features import availability
 from precision_marketing.features import job as features_job
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
@@ -144,6 +145,8 @@ class Run:
         self.version = model_version(self.cfg, ctx.run_date)
         self.train_dates, self.validation_date = transforms.snapshot_dates(ctx.run_date, self.cfg)
         self.cached: list[DataFrame] = []
+        # What the training rows could carry (set by the feature check, before fitting).
+        self.features: availability.FeatureCheck | None = None
 
     def keep(self, df: DataFrame) -> DataFrame:
         self.cached.append(df.persist(StorageLevel.MEMORY_AND_DISK))
@@ -184,6 +187,7 @@ def _run(r: Run) -> None:
         built = ensure_snapshots(ctx, [*r.train_dates, r.validation_date, as_of])
         s.rows(built=len(built))
     inputs = read_inputs(spark, config)
+    cfg = model.resolved(cfg, inputs.features.columns)
     model.check_features(inputs.features.columns, cfg)
 
     with step(log, "propensity training set") as s:
@@ -194,6 +198,14 @@ def _run(r: Run) -> None:
         if cfg.class_weights:
             training = transforms.with_class_weights(training)
         training = r.keep(training)
+        r.features = availability.check(
+            model.with_derived(training, cfg),
+            model.numeric_expressions(cfg),
+            cfg.categorical_features,
+            model="propensity",
+            rows_name=f"the training snapshots {', '.join(d.isoformat() for d in r.train_dates)}",
+        )
+        cfg = model.for_fit(cfg, r.features)
         counts = training.groupBy(LABEL).count().collect()  # two rows: one per class
         by_class = {int(row[0]): int(row[1]) for row in counts}
         if len(by_class) < 2:
@@ -417,6 +429,8 @@ def save_model(
             "validation_as_of_date": r.validation_date.isoformat(),
             "chosen": fitted.tuned.best.as_dict(),
             "config": asdict(r.cfg),
+            # Configured features the training rows could not carry are left out (and why).
+            "features": r.features.as_dict() if r.features else None,
             "inputs": {
                 name: {
                     "path": tables.table_path(config, layer, name),
@@ -457,6 +471,10 @@ def write_report(
         "horizon (days)": str(r.cfg.horizon_days),
         "chosen": str(fitted.tuned.best.as_dict()),
         "calibration": r.cfg.calibration,
+        "features used": ", ".join(
+            [*r.features.used, *r.features.used_categorical] if r.features else []
+        ),
+        "features left out": r.features.dropped_text() if r.features else "none",
         "input Delta versions": ", ".join(f"{k} {v}" for k, v in inputs.versions.items()),
         "run id": r.ctx.run_id,
     }

@@ -10,7 +10,7 @@ Everything brought to the driver here is bounded by the number of features or gr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pyspark.ml import Pipeline, PipelineModel, Transformer
@@ -31,6 +31,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from precision_marketing.config import ConfigError, PropensityConfig
+from precision_marketing.features import availability
 from precision_marketing.propensity.transforms import HISTORY_DAYS, LABEL, WEIGHT
 
 ASSEMBLED = "features_raw"
@@ -56,6 +57,40 @@ def check_features(columns: Sequence[str], cfg: PropensityConfig) -> None:
     for name in cfg.log_features:
         if name not in cfg.model_features:
             raise ConfigError(f"propensity.log_features: '{name}' is not in model_features")
+
+
+def resolved(cfg: PropensityConfig, columns: Sequence[str]) -> PropensityConfig:
+    """`cfg` with globs in model_features / log_features ("spend_share_*") expanded against
+    the user_features and derived columns: the category columns come from the data."""
+    known = [*columns, *cfg.derived_features]
+    return replace(
+        cfg,
+        model_features=availability.expand(cfg.model_features, known),
+        log_features=availability.expand(cfg.log_features, known),
+    )
+
+
+def with_derived(df: DataFrame, cfg: PropensityConfig) -> DataFrame:
+    """`df` plus the derived_features columns (the same expressions preparation() adds)."""
+    for name, expr in cfg.derived_features.items():
+        df = df.withColumn(name, F.expr(expr))
+    return df
+
+
+def numeric_expressions(cfg: PropensityConfig) -> dict[str, str]:
+    """feature -> the value the model sees before imputation (what the availability check
+    reads, on rows that carry the derived features)."""
+    return {f: _numeric_expr(f, cfg) for f in cfg.model_features}
+
+
+def for_fit(cfg: PropensityConfig, checked: availability.FeatureCheck) -> PropensityConfig:
+    """`cfg` narrowed to the features the availability check kept."""
+    return replace(
+        cfg,
+        model_features=checked.used,
+        log_features=[f for f in cfg.log_features if f in checked.used],
+        categorical_features=checked.used_categorical,
+    )
 
 
 def _numeric_expr(feature: str, cfg: PropensityConfig) -> str:

@@ -29,6 +29,7 @@ from pyspark.sql.types import (
 )
 
 from precision_marketing.config import Config, SegmentConfig
+from precision_marketing.features import availability
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.runtime import JobContext, step
@@ -133,7 +134,17 @@ def run(ctx: JobContext) -> None:
     snapshot = tables.read(spark, features_path, feature_version).where(
         F.col("as_of_date") == F.lit(as_of)
     )
-    model.check_features(snapshot.columns, params)
+    configured = model.resolved(params, snapshot.columns)
+    model.check_features(snapshot.columns, configured)
+    with step(log, "segment check features") as s:
+        checked = availability.check(
+            snapshot,
+            model.prepared_expressions(configured),
+            model="segment",
+            rows_name=f"{features_path} as_of_date={as_of}",
+        )
+        s.rows(used=len(checked.used), dropped=len(checked.dropped))
+    params = model.for_fit(configured, checked)
     profile_features = params.profile_features or params.model_features
     try:
         with step(log, "segment prepare") as s:
@@ -176,11 +187,13 @@ def run(ctx: JobContext) -> None:
         ):
             assigned = _write_outputs(ctx, predictions, segments, version, previous_meta)
             _save_model(
-                ctx, fitted, segments, version, k, scores, chosen_silhouette, feature_version,
-                previous,
+                ctx, params, checked, fitted, segments, version, k, scores, chosen_silhouette,
+                feature_version, previous,
             )  # fmt: skip
         with step(log, "segment report") as s:
-            path = _report(ctx, assigned, segments, scores, k, version, feature_version)
+            path = _report(
+                ctx, params, checked, assigned, segments, scores, k, version, feature_version
+            )
             s.rows(segments=len(segments))
             log.info("segment report: %s", path)
     finally:
@@ -284,6 +297,8 @@ def _write_outputs(
 
 def _save_model(
     ctx: JobContext,
+    params: SegmentConfig,
+    checked: availability.FeatureCheck,
     fitted: model.Fitted,
     segments: list[report.Segment],
     version: str,
@@ -293,7 +308,7 @@ def _save_model(
     feature_version: int,
     previous: model.Previous | None,
 ) -> None:
-    spark, config, params = ctx.spark, ctx.config, ctx.config.segment
+    spark, config = ctx.spark, ctx.config
     directory = model_dir(config, version)
     by_cluster = sorted(segments, key=lambda s: s.profile.cluster)
     centers = fitted.centers_prepared()
@@ -312,6 +327,11 @@ def _save_model(
                 "model_features": params.model_features,
                 "log_features": params.log_features,
                 "days_cap": params.days_cap,
+            },
+            # What the snapshot could carry: configured features left out and why.
+            "features": {
+                "configured": ctx.config.segment.model_features,
+                **checked.as_dict(),
             },
             "metrics": {
                 "silhouette": chosen_silhouette,
@@ -341,6 +361,8 @@ def _save_model(
 
 def _report(
     ctx: JobContext,
+    params: SegmentConfig,
+    checked: availability.FeatureCheck,
     assigned: DataFrame,
     segments: list[report.Segment],
     scores: dict[int, float],
@@ -348,7 +370,6 @@ def _report(
     version: str,
     feature_version: int,
 ) -> str:
-    params = ctx.config.segment
     ordered = sorted(segments, key=lambda s: s.id)
     projection = report.pca_sample(assigned, params.pca_sample, params.seed)
     return report.write_report(
@@ -365,6 +386,8 @@ def _report(
             "model version": version,
             "customers": f"{sum(s.profile.size for s in segments):,}",
             "k": str(k),
+            "features used": ", ".join(checked.used),
+            "features left out": checked.dropped_text(),
             "feature table Delta version": str(feature_version),
             "run id": ctx.run_id,
         },

@@ -8,7 +8,7 @@ KMeans. Everything brought to the driver here is bounded by k and the number of 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from pyspark.ml import Pipeline, PipelineModel, Transformer
@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 from scipy.optimize import linear_sum_assignment
 
 from precision_marketing.config import ConfigError, SegmentConfig
+from precision_marketing.features import availability
 
 VECTOR = "features_scaled"
 CLUSTER = "cluster"
@@ -44,6 +45,29 @@ def _prepared_expr(feature: str, params: SegmentConfig) -> str:
     if feature in params.log_features:
         return f"log1p(greatest(coalesce(cast(`{feature}` as double), 0), 0))"
     return f"cast(`{feature}` as double)"
+
+
+def prepared_expressions(params: SegmentConfig) -> dict[str, str]:
+    """feature -> the value the model sees before imputation (what the availability check reads)."""
+    return {f: _prepared_expr(f, params) for f in params.model_features}
+
+
+def resolved(params: SegmentConfig, columns: Sequence[str]) -> SegmentConfig:
+    """`params` with globs in model_features / log_features expanded against the snapshot."""
+    return replace(
+        params,
+        model_features=availability.expand(params.model_features, columns),
+        log_features=availability.expand(params.log_features, columns),
+    )
+
+
+def for_fit(params: SegmentConfig, checked: availability.FeatureCheck) -> SegmentConfig:
+    """`params` narrowed to the features the availability check kept."""
+    return replace(
+        params,
+        model_features=checked.used,
+        log_features=[f for f in params.log_features if f in checked.used],
+    )
 
 
 def check_features(columns: Sequence[str], params: SegmentConfig) -> None:

@@ -120,10 +120,15 @@ def _fmt(value: float | None) -> str:
 def describe(profile: Profile, top: Sequence[tuple[str, float]]) -> str:
     """One line: size, typical values, and what sets the segment apart."""
     m = profile.medians
+
+    def known(feature: str) -> bool:
+        # Only features the model used: a dropped one (no events: "0 visits") says nothing.
+        return feature in m and feature in profile.z and m[feature] is not None
+
     typical = [
-        f"median spend {_fmt(m['spend_lifetime'])}" if "spend_lifetime" in m else "",
-        f"{_fmt(m['orders_lifetime'])} orders" if "orders_lifetime" in m else "",
-        f"{_fmt(m['sessions'])} visits" if "sessions" in m else "",
+        f"median spend {_fmt(m['spend_lifetime'])}" if known("spend_lifetime") else "",
+        f"{_fmt(m['orders_lifetime'])} orders" if known("orders_lifetime") else "",
+        f"{_fmt(m['sessions'])} visits" if known("sessions") else "",
     ]
     apart = ", ".join(
         f"{'higher' if z > 0 else 'lower'} {LABELS.get(f, f.replace('_', ' '))} ({z:+.1f} sd)"
