@@ -55,6 +55,8 @@ RECOMMENDATIONS = "recommendations"
 SIMILAR_ITEMS = "similar_items"
 RULES = "rules"
 METRICS = "recommend_metrics"
+# Candidates beyond those needed, so ties at the cut-off are ordered by item id, not the heap.
+TIE_ROOM = 5
 RUN_FACTS = "run"  # ops/recommend_metrics rows of the run's figures, not of a model
 
 
@@ -313,9 +315,9 @@ def history_facts(prefix: str, days: int | None, left: windows.LeftOut) -> dict[
 
 
 def candidate_depth(r: Run, n: int) -> int:
-    """N + the most excluded active items of any customer, capped by candidate_buffer: enough
-    ALS candidates that dropping a customer's excluded items still leaves N (heavy users past
-    the cap may get fallbacks; logged)."""
+    """N + the most excluded active items of any customer, capped by candidate_buffer, + room
+    for ties: enough ALS candidates that dropping a customer's excluded items still leaves N
+    (heavy users past the cap may get fallbacks; logged)."""
     cap = r.cfg.candidate_buffer
     counts = (
         r.excluded.join(r.active_items.select("item_idx"), "item_idx", "left_semi")
@@ -334,7 +336,7 @@ def candidate_depth(r: Run, n: int) -> int:
             over,
             cap,
         )
-    return n + min(most, cap)
+    return n + min(most, cap) + TIE_ROOM
 
 
 def metrics_json(
