@@ -188,6 +188,10 @@ def test_history_days_window_drops_an_exact_count(spark: SparkSession, windowed:
         "recommend: history window 2026-06-18..2026-06-29 leaves out 11 of 43 signals (25.6%) "
         "and 0 customers" in windowed["log"]
     )
+    (page,) = Path(tables.reports_path(windowed["config"], "recommend")).glob("*/index.html")
+    html = page.read_text()
+    assert "left out 11 of 43 signals (25.6%) and 0 customers" in html
+    assert "time split, 6 customers judged" in html
     # The rules' own 30 days keep all 7 kept lines.
     assert facts["rules_history_window_days"] == 30.0
     assert facts["rules_history_rows"] == 7.0
@@ -208,6 +212,9 @@ def test_bought_before_the_window_is_not_recommended(spark: SparkSession, window
         served = {r["item_id"] for r in by_customer[customer]}
         if status == "completed":
             assert item not in served, (customer, item)
+    # ALS is asked for enough candidates that the excluded ones leave N: no fallback rows.
+    for customer in [*fx.HOME_CUSTOMERS, *fx.BOOK_CUSTOMERS]:
+        assert {r["source"] for r in by_customer[customer]} == {"als"}, customer
 
 
 def test_evaluation_excludes_what_is_served(spark: SparkSession, tmp_path: Path) -> None:

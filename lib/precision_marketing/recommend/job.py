@@ -672,7 +672,13 @@ def write_report(
     out = tables.reports_path(config, "recommend", r.ctx.run_id)
     files.write_bytes(spark, f"{out}/metrics_vs_k.png", chart)
     page = report.render(
-        r.version, r.ctx.run_date.isoformat(), best.as_dict(), shown, examples, "metrics_vs_k.png"
+        r.version,
+        r.ctx.run_date.isoformat(),
+        best.as_dict(),
+        shown,
+        examples,
+        "metrics_vs_k.png",
+        r.facts,
     )
     files.write_text(spark, f"{out}/index.html", page)
     log.info("recommend report: %s/index.html", out)
