@@ -26,7 +26,7 @@ from precision_marketing.config import Config, load_config
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.recommend import baselines, evaluate, serve
-from precision_marketing.recommend.interactions import bought_items, interactions
+from precision_marketing.recommend.interactions import excluded_pairs, interactions
 from precision_marketing.recommend.job import (
     CUSTOMER_IDS,
     ITEM_IDS,
@@ -103,21 +103,21 @@ def planted_metrics(spark: SparkSession, config: Config, as_of: date) -> dict[st
     )
     als_lists = evaluate.ranked_lists(served.join(customer_ids, "customer_id"))
 
-    # Popularity as served: most customers over the same interactions, bought items excluded.
+    # Popularity as served: most customers over the same interactions, the served exclusions.
     silver = {
         n: tables.read(spark, tables.table_path(config, Layer.SILVER, n))
         for n in ("events", "order_lines", "items")
     }
     cfg = config.recommend
     inter = to_idx(
-        interactions(silver["events"], silver["order_lines"], interaction_params(cfg), as_of),
+        interactions(silver["events"], silver["order_lines"], interaction_params(config), as_of),
         customer_ids,
         item_ids,
     )
     active = silver["items"].where("active").join(item_ids, "item_id").select("item_idx")
     popular = baselines.popular(inter, active, K + cfg.candidate_buffer)
     bought = (
-        bought_items(silver["order_lines"], as_of, cfg.lookback_days)
+        excluded_pairs(silver["events"], silver["order_lines"], cfg.exclude, as_of)
         .join(item_ids, "item_id")
         .groupBy("customer_id")
         .agg(F.collect_set("item_idx").alias("excluded"))

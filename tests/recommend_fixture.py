@@ -177,24 +177,36 @@ def build_customers() -> list[tuple]:
     return rows
 
 
-def write_silver(spark: SparkSession, config: Config) -> None:
-    """Writes the four silver tables of the fixture under config's warehouse."""
+def shifted(rows: list[tuple], run_date: date) -> list[tuple]:
+    """`rows` with every date and timestamp moved so the history ends before `run_date`."""
+    delta = run_date - RUN_DATE
+    return [tuple(v + delta if isinstance(v, date) else v for v in row) for row in rows]
+
+
+def write_silver(spark: SparkSession, config: Config, run_date: date = RUN_DATE) -> None:
+    """Writes the four silver tables of the fixture under config's warehouse (the whole
+    history moved to end before `run_date`, e.g. a replay of old data)."""
     for name, rows, schema in (
         ("events", build_events(), EVENTS),
         ("order_lines", build_order_lines(), ORDER_LINES),
         ("items", build_items(), ITEMS),
         ("customers", build_customers(), CUSTOMERS),
     ):
-        df = spark.createDataFrame(rows, schema)
+        df = spark.createDataFrame(shifted(rows, run_date), schema)
         df.write.format("delta").mode("overwrite").save(
             tables.table_path(config, Layer.SILVER, name)
         )
 
 
-def write_segments(spark: SparkSession, config: Config) -> None:
-    """gold/segments: home lovers and the cold customer in segment 1, book lovers in 2."""
-    rows = [(c, 1, "home", "seg-v1", RUN_DATE) for c in [*HOME_CUSTOMERS, COLD]]
-    rows += [(c, 2, "books", "seg-v1", RUN_DATE) for c in BOOK_CUSTOMERS]
+def write_segments(
+    spark: SparkSession, config: Config, as_of_dates: tuple[date, ...] = (RUN_DATE,)
+) -> None:
+    """gold/segments snapshots: home lovers and the cold customer in segment 1, book lovers
+    in 2."""
+    rows = []
+    for day in as_of_dates:
+        rows += [(c, 1, "home", "seg-v1", day) for c in [*HOME_CUSTOMERS, COLD]]
+        rows += [(c, 2, "books", "seg-v1", day) for c in BOOK_CUSTOMERS]
     spark.createDataFrame(rows, SEGMENTS).write.format("delta").mode("overwrite").save(
         tables.table_path(config, Layer.GOLD, "segments")
     )

@@ -142,12 +142,16 @@ def test_catalog_coverage(spark: SparkSession) -> None:
     assert [(m.k, m.value) for m in got] == [(1, 0.1), (2, 0.3), (3, 0.4)]
 
 
-def test_validation_truth_drops_seen_items_and_unknown_customers(spark: SparkSession) -> None:
+def test_validation_truth_drops_excluded_items_and_unknown_customers(spark: SparkSession) -> None:
     schema = "customer_idx int, item_idx int"
     train = spark.createDataFrame([(1, 10), (1, 11), (2, 10)], schema)
     future = spark.createDataFrame([(1, 10), (1, 12), (2, 10), (3, 13)], schema)
-    got = evaluate.validation_truth(train, future)
+    # Everything trained on is excluded: only 1's new item 12 is relevant.
+    got = evaluate.validation_truth(train, future, train)
     assert_rows(got, [(1, [12.0])])
+    # Nothing excluded: re-interactions are relevant too (what exclude=none serves).
+    got = evaluate.validation_truth(train, future, train.limit(0))
+    assert_rows(got, [(1, [10.0, 12.0]), (2, [10.0])])
 
 
 CANDS = "array<struct<item_idx:int,score:double>>"

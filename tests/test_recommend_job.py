@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,8 @@ def plain(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict
 def segmented(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Config:
     config = make_config(tmp_path_factory.mktemp("recommend_segments"))
     fx.write_silver(spark, config)
-    fx.write_segments(spark, config)
+    # One snapshot before the tuning cutoff (the baseline's) and the run date's (served).
+    fx.write_segments(spark, config, (fx.RUN_DATE - timedelta(days=8), fx.RUN_DATE))
     run_stage(spark, config, "recommend", fx.RUN_DATE)
     return config
 
@@ -88,7 +90,7 @@ def test_cold_customer_gets_segment_popular_with_segments(
     # C7's segment are the home lovers: their items by summed confidence.
     assert [r["item_id"] for r in cold] == ["H3", "H1", "H2"]
     models = {r["model"] for r in gold(spark, segmented, "recommend_metrics", Layer.OPS)}
-    assert models == {"als", "popular", "segment_popular"}
+    assert models == {"als", "popular", "segment_popular", "run"}
 
 
 def test_rerun_is_idempotent_and_ids_are_stable(spark: SparkSession, plain: dict) -> None:

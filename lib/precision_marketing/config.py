@@ -156,10 +156,19 @@ class AlsGridConfig:
 
 
 @dataclass(frozen=True)
+class HistoryConfig:
+    """How much history a run uses: the one default every lookback derives from."""
+
+    # None: all that silver holds before the run date (a replay of old data needs no change);
+    # an int: that many days before the run date.
+    days: int | None = None
+
+
+@dataclass(frozen=True)
 class RulesConfig:
     """FPGrowth thresholds for bought-together rules over order baskets."""
 
-    lookback_days: int = 180
+    lookback_days: int | None = None  # None: history.days
     # An itemset counts when at least this many kept orders hold it: a count, not a share,
     # because any one pair's share of baskets shrinks as the catalog grows (a 0.1% minimum
     # support kept 1 rule at 10,000 customers and none at 100,000).
@@ -177,14 +186,20 @@ class RecommendConfig:
     )
     half_life_days: float = 30.0
     max_confidence: float = 30.0
-    lookback_days: int = 180
+    lookback_days: int | None = None  # training interactions; None: history.days
     top_n: int = 10
     similar_items: int = 10
-    exclude_bought: bool = True
-    # Extra candidates asked of ALS so excluded (bought) items can be dropped and N remain.
-    candidate_buffer: int = 50
+    # Never served, never counted relevant in the evaluation, over all history: items bought
+    # (kept order lines), seen (any product event or order line), or nothing.
+    exclude: Literal["bought", "seen", "none"] = "bought"
+    # ALS is asked for N + the most excluded active items of any customer, up to this cap, so
+    # heavy users still get N ALS items after their excluded ones are dropped.
+    candidate_buffer: int = 200
     popular_days: int = 30  # "recent" for the segment-popular fallback
     validation_days: int = 14
+    # The time split judges the customers with new items in the last validation_days; fewer
+    # than this and tuning holds out each customer's newest item instead (leave-last-out).
+    min_validation_customers: int = 200
     eval_k: list[int] = field(default_factory=lambda: [5, 10, 20])
     tuning_metric: Literal["ndcgAtK", "precisionAtK", "recallAtK", "meanAveragePrecisionAtK"] = (
         "ndcgAtK"
@@ -319,6 +334,7 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     currency: CurrencyConfig = field(default_factory=CurrencyConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)

@@ -23,7 +23,8 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from precision_marketing.config import Config, PropensityConfig
+from precision_marketing import windows
+from precision_marketing.config import Config, ConfigError, PropensityConfig
 from precision_marketing.features import availability
 from precision_marketing.features import job as features_job
 from precision_marketing.io import files, tables
@@ -180,9 +181,46 @@ class Fitted:
     coefficients: list[tuple[str, float]]
 
 
+def check_history(r: Run) -> None:
+    """Stops before any snapshot is built when the order history cannot hold the configured
+    offsets: the oldest training snapshot needs horizon_days of orders before it (history.days
+    caps what the run may use), and the validation labels need orders on or after its date."""
+    ctx, cfg = r.ctx, r.cfg
+    path = tables.table_path(ctx.config, Layer.SILVER, "order_lines")
+    if not tables.is_delta(ctx.spark, path):
+        return  # read_inputs names the missing table
+    before = tables.read(ctx.spark, path).where(F.col("order_date") < F.lit(ctx.run_date))
+    span = before.agg(F.min("order_date"), F.max("order_date")).first()  # one row
+    assert span is not None
+    first, last = span[0], span[1]
+    oldest = max(cfg.train_as_of_offsets_days)
+    needed = oldest + cfg.horizon_days
+    if first is None:
+        raise ConfigError(f"propensity: {path} has no orders before {ctx.run_date}")
+    available = (ctx.run_date - first).days
+    capped = windows.lookback_days(ctx.config)
+    source = f"{path} holds {available} (from {first})"
+    if capped is not None and capped < available:
+        available, source = capped, f"history.days allows {capped}"
+    if available < needed:
+        raise ConfigError(
+            f"propensity needs {needed} days of order history before {ctx.run_date} (the "
+            f"oldest training snapshot, {oldest} days back, plus horizon_days {cfg.horizon_days})"
+            f"; {source}: lower propensity.train_as_of_offsets_days, validation_offset_days "
+            "and horizon_days, or give more history"
+        )
+    if last < r.validation_date:
+        raise ConfigError(
+            f"propensity: the order history ends on {last}, before the validation snapshot "
+            f"{r.validation_date} ({cfg.validation_offset_days} days before the run date), so "
+            "its labels would all be empty: use a run date shortly after the data ends"
+        )
+
+
 def _run(r: Run) -> None:
     ctx, cfg = r.ctx, r.cfg
     spark, config, as_of = ctx.spark, ctx.config, ctx.run_date
+    check_history(r)
     with step(log, "propensity feature snapshots") as s:
         built = ensure_snapshots(ctx, [*r.train_dates, r.validation_date, as_of])
         s.rows(built=len(built))

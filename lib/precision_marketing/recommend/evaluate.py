@@ -1,9 +1,11 @@
-"""Offline evaluation on a time split: train before a cutoff, judge on the days after it.
+"""Offline evaluation: train before a cutoff, judge on what came after it.
 
-Relevant items are what a customer interacted with after the cutoff *and had not seen before it*
-(recommending what someone already looked at is easy and useless), so seen items are removed
-from both the truth and the candidates. Only customers known at the cutoff are judged: the
-others get fallbacks, whose quality the baselines measure anyway.
+The cutoff is one day for every customer (a time split) or each customer's newest item (a
+leave-last-out holdout, when the time split would judge too few customers). Relevant items are
+what a customer interacted with after the cutoff and is not excluded from at the cutoff, by the
+same rule (`interactions.excluded_pairs`) the served lists use, and the same excluded items are
+removed from the candidates: the metric measures what is served. Only customers known at the
+cutoff are judged: the others get fallbacks, whose quality the baselines measure anyway.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 RankingMetric = Literal["precisionAtK", "recallAtK", "ndcgAtK", "meanAveragePrecisionAtK"]
@@ -33,19 +35,61 @@ class Metric:
     value: float
 
 
-def seen_items(train: DataFrame) -> DataFrame:
-    """(customer_idx, excluded): item ids each customer interacted with before the cutoff."""
-    return train.groupBy("customer_idx").agg(F.collect_set("item_idx").alias("excluded"))
+def seen_items(excluded: DataFrame, key: str = "customer_idx") -> DataFrame:
+    """(key, excluded array<int>): each customer's excluded item ids, from (key, item_idx)
+    pairs of `interactions.excluded_pairs`; the served lists and the evaluation both use it."""
+    return excluded.groupBy(key).agg(F.sort_array(F.collect_set("item_idx")).alias("excluded"))
 
 
-def validation_truth(train: DataFrame, future: DataFrame) -> DataFrame:
-    """(customer_idx, relevant array<double>) for customers known at the cutoff with new items."""
+def _relevant(pairs: DataFrame) -> DataFrame:
+    return pairs.groupBy("customer_idx").agg(
+        F.sort_array(F.collect_set(F.col("item_idx").cast("double"))).alias("relevant")
+    )
+
+
+def validation_truth(train: DataFrame, future: DataFrame, excluded: DataFrame) -> DataFrame:
+    """(customer_idx, relevant array<double>): items of customers known at the cutoff after
+    it, less what they are excluded from at the cutoff ((customer_idx, item_idx) pairs)."""
     known = train.select("customer_idx").distinct()
     fresh = future.join(
-        train.select("customer_idx", "item_idx"), ["customer_idx", "item_idx"], "left_anti"
+        excluded.select("customer_idx", "item_idx"), ["customer_idx", "item_idx"], "left_anti"
     ).join(known, "customer_idx", "left_semi")
-    return fresh.groupBy("customer_idx").agg(
-        F.sort_array(F.collect_set(F.col("item_idx").cast("double"))).alias("relevant")
+    return _relevant(fresh)
+
+
+def last_item_holdout(interactions: DataFrame) -> DataFrame:
+    """(customer_idx, item_idx, holdout_ts): each customer's newest item (latest first signal,
+    ties to the larger item id), for customers with at least two items (one stays to train on)."""
+    per_customer = Window.partitionBy("customer_idx")
+    newest = per_customer.orderBy(F.col("first_ts").desc(), F.col("item_idx").desc())
+    return (
+        interactions.select(
+            "customer_idx",
+            "item_idx",
+            "first_ts",
+            F.count(F.lit(1)).over(per_customer).alias("_items"),
+            F.row_number().over(newest).alias("_n"),
+        )
+        .where((F.col("_n") == 1) & (F.col("_items") >= 2))
+        .select("customer_idx", "item_idx", F.col("first_ts").alias("holdout_ts"))
+    )
+
+
+def excluded_before_holdout(excluded: DataFrame, holdout: DataFrame) -> DataFrame:
+    """(customer_idx, item_idx): pairs excluded before the customer's holdout (`since` first)."""
+    return (
+        excluded.join(holdout.select("customer_idx", "holdout_ts"), "customer_idx")
+        .where(F.col("since") < F.col("holdout_ts"))
+        .select("customer_idx", "item_idx")
+    )
+
+
+def holdout_truth(holdout: DataFrame, excluded_before: DataFrame) -> DataFrame:
+    """(customer_idx, relevant array<double>): the held-out item, unless already excluded."""
+    return _relevant(
+        holdout.select("customer_idx", "item_idx").join(
+            excluded_before, ["customer_idx", "item_idx"], "left_anti"
+        )
     )
 
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
+from typing import Literal
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+
+from precision_marketing import windows
 
 PURCHASE = "purchase"
 # Lines that still count as bought: refunded and cancelled ones are not a preference.
@@ -26,7 +29,7 @@ class InteractionParams:
     weights: Mapping[str, float]
     half_life_days: float
     max_confidence: float
-    lookback_days: int
+    lookback_days: int | None  # None: all history before the run date
 
 
 def epoch_seconds(day: date) -> float:
@@ -34,17 +37,14 @@ def epoch_seconds(day: date) -> float:
     return datetime.combine(day, time(), tzinfo=UTC).timestamp()
 
 
-def in_window(ts: Column, day_col: Column, as_of: date, lookback_days: int) -> Column:
-    """Strictly before `as_of` and at most `lookback_days` old (the date test prunes partitions)."""
-    start = as_of - timedelta(days=lookback_days)
-    end_s = epoch_seconds(as_of)
-    start_s = epoch_seconds(start)
-    return (
-        (day_col >= F.lit(start))
-        & (day_col < F.lit(as_of))
-        & (ts.cast("double") >= F.lit(start_s))
-        & (ts.cast("double") < F.lit(end_s))
-    )
+def in_window(ts: Column, day_col: Column, as_of: date, lookback_days: int | None) -> Column:
+    """Strictly before `as_of` and at most `lookback_days` old, when given (the date test
+    prunes partitions)."""
+    before = (day_col < F.lit(as_of)) & (ts.cast("double") < F.lit(epoch_seconds(as_of)))
+    start = windows.start_of(as_of, lookback_days)
+    if start is None:
+        return before
+    return before & (day_col >= F.lit(start)) & (ts.cast("double") >= F.lit(epoch_seconds(start)))
 
 
 def decay(ts: Column, as_of: date, half_life_days: float) -> Column:
@@ -84,7 +84,7 @@ def weighted_purchases(order_lines: DataFrame, p: InteractionParams, as_of: date
     )
 
 
-def bought_lines(order_lines: DataFrame, as_of: date, lookback_days: int) -> DataFrame:
+def bought_lines(order_lines: DataFrame, as_of: date, lookback_days: int | None) -> DataFrame:
     """Lines of known customers that were not refunded or cancelled, in the window."""
     return order_lines.where(
         F.col("customer_id").isNotNull()
@@ -95,29 +95,70 @@ def bought_lines(order_lines: DataFrame, as_of: date, lookback_days: int) -> Dat
     )
 
 
+def signals(
+    events: DataFrame, order_lines: DataFrame, p: InteractionParams, as_of: date
+) -> DataFrame:
+    """(customer_id, item_id, weight, ts): every weighted signal in the window."""
+    return weighted_events(events, p, as_of).unionByName(weighted_purchases(order_lines, p, as_of))
+
+
 def interactions(
     events: DataFrame, order_lines: DataFrame, p: InteractionParams, as_of: date
 ) -> DataFrame:
-    """(customer_id, item_id, confidence, signals, last_ts): decayed, summed, capped, > 0."""
-    signals = weighted_events(events, p, as_of).unionByName(
-        weighted_purchases(order_lines, p, as_of)
-    )
-    summed = signals.groupBy("customer_id", "item_id").agg(
-        F.sum(F.col("weight") * decay(F.col("ts"), as_of, p.half_life_days)).alias("raw"),
-        F.count(F.lit(1)).alias("signals"),
-        F.max("ts").alias("last_ts"),
+    """(customer_id, item_id, confidence, signals, first_ts, last_ts): decayed, summed, capped,
+    > 0."""
+    summed = (
+        signals(events, order_lines, p, as_of)
+        .groupBy("customer_id", "item_id")
+        .agg(
+            F.sum(F.col("weight") * decay(F.col("ts"), as_of, p.half_life_days)).alias("raw"),
+            F.count(F.lit(1)).alias("signals"),
+            F.min("ts").alias("first_ts"),
+            F.max("ts").alias("last_ts"),
+        )
     )
     return summed.where(F.col("raw") > 0).select(
         "customer_id",
         "item_id",
         F.least(F.col("raw"), F.lit(float(p.max_confidence))).alias("confidence"),
         "signals",
+        "first_ts",
         "last_ts",
     )
 
 
-def bought_items(order_lines: DataFrame, as_of: date, lookback_days: int) -> DataFrame:
-    """Distinct (customer_id, item_id) already bought and kept: excluded from recommendations."""
-    return (
-        bought_lines(order_lines, as_of, lookback_days).select("customer_id", "item_id").distinct()
+Exclude = Literal["bought", "seen", "none"]
+
+
+def excluded_pairs(
+    events: DataFrame, order_lines: DataFrame, exclude: Exclude, as_of: date
+) -> DataFrame:
+    """(customer_id, item_id, since): what a customer must never be recommended, over all
+    history before `as_of`; `since` is the first signal that excludes it.
+
+    The one definition both the served lists and the evaluation use: `bought` = kept order
+    lines (a refund is not a purchase kept), `seen` = any event on the item or any order line.
+    A point-in-time caller (a per-customer holdout) keeps the pairs with `since` before its
+    cutoff.
+    """
+    spark = order_lines.sparkSession
+    if exclude == "none":
+        return spark.createDataFrame([], "customer_id string, item_id string, since timestamp")
+    lines = (
+        bought_lines(order_lines, as_of, None)
+        if exclude == "bought"
+        else order_lines.where(
+            F.col("customer_id").isNotNull()
+            & F.col("item_id").isNotNull()
+            & in_window(F.col("order_ts"), F.col("order_date"), as_of, None)
+        )
     )
+    found = lines.select("customer_id", "item_id", F.col("order_ts").alias("ts"))
+    if exclude == "seen":
+        seen = events.where(
+            F.col("customer_id").isNotNull()
+            & F.col("item_id").isNotNull()
+            & in_window(F.col("event_ts"), F.col("event_date"), as_of, None)
+        ).select("customer_id", "item_id", F.col("event_ts").alias("ts"))
+        found = found.unionByName(seen)
+    return found.groupBy("customer_id", "item_id").agg(F.min("ts").alias("since"))

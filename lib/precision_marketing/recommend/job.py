@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from itertools import product
 from typing import Any
@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
+from precision_marketing import windows
 from precision_marketing.config import Config, RecommendConfig
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
@@ -36,7 +37,14 @@ from precision_marketing.recommend import (
     similar,
 )
 from precision_marketing.recommend.evaluate import Metric
-from precision_marketing.recommend.interactions import InteractionParams, bought_items, interactions
+from precision_marketing.recommend.interactions import (
+    InteractionParams,
+    bought_lines,
+    epoch_seconds,
+    excluded_pairs,
+    interactions,
+    signals,
+)
 from precision_marketing.runtime import JobContext, step
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,9 @@ RECOMMENDATIONS = "recommendations"
 SIMILAR_ITEMS = "similar_items"
 RULES = "rules"
 METRICS = "recommend_metrics"
+# Candidates beyond those needed, so ties at the cut-off are ordered by item id, not the heap.
+TIE_ROOM = 5
+RUN_FACTS = "run"  # ops/recommend_metrics rows of the run's figures, not of a model
 
 
 def id_map_schema(key: str, idx: str) -> StructType:
@@ -85,13 +96,12 @@ def read_inputs(spark: SparkSession, config: Config) -> Inputs:
     )
 
 
-def interaction_params(cfg: RecommendConfig, lookback_days: int | None = None) -> InteractionParams:
-    return InteractionParams(
-        cfg.event_weights,
-        cfg.half_life_days,
-        cfg.max_confidence,
-        lookback_days or cfg.lookback_days,
-    )
+def interaction_params(config: Config, lookback_days: int | None = None) -> InteractionParams:
+    """Training reads recommend.lookback_days, else history.days; a caller's own window (the
+    validation days, recent popularity) wins."""
+    cfg = config.recommend
+    days = lookback_days or windows.lookback_days(config, cfg.lookback_days)
+    return InteractionParams(cfg.event_weights, cfg.half_life_days, cfg.max_confidence, days)
 
 
 def assign_ids(spark: SparkSession, path: str, keys: DataFrame, key: str, idx: str) -> DataFrame:
@@ -123,23 +133,31 @@ class Run:
     item_ids: DataFrame
     active_items: DataFrame  # item_idx, item_id of active catalog items
     current: DataFrame  # interactions as of the run date, with integer ids
+    # excluded_pairs as of the run date: customer_id, item_id, since, item_idx, customer_idx
+    # (null for customers without interactions in the window)
+    excluded: DataFrame
+    # Figures of the run for ops/recommend_metrics (model "run") and params.json.
+    facts: dict[str, float | None] = field(default_factory=dict)
 
     def to_idx(self, df: DataFrame) -> DataFrame:
         return to_idx(df, self.customer_ids, self.item_ids)
 
     def interactions(self, as_of: date, lookback_days: int | None = None) -> DataFrame:
-        params = interaction_params(self.cfg, lookback_days)
+        params = interaction_params(self.ctx.config, lookback_days)
         raw = interactions(self.inputs.events, self.inputs.order_lines, params, as_of)
         return self.to_idx(raw)
 
-    def segments_at(self, day: date) -> DataFrame | None:
-        """The segment snapshot for `day`, or the run's own when none is that old (noted)."""
+    def segments_at(self, day: date, use: str) -> DataFrame | None:
+        """The newest segment snapshot dated on or before `day`; None (popular only, noted)
+        when there is none: a later snapshot would carry what happened after `day`."""
         if self.inputs.segments is None:
             return None
         at = self.inputs.segments.where(F.col("as_of_date") <= F.lit(day))
         if at.limit(1).count() == 0:
-            log.warning("no gold/segments snapshot on or before %s: using the latest one", day)
-            day = self.ctx.run_date
+            log.warning(
+                "recommend %s: no gold/segments snapshot on or before %s: popular only", use, day
+            )
+            return None
         return baselines.latest_segments(self.inputs.segments, day)
 
 
@@ -161,20 +179,24 @@ def run(ctx: JobContext) -> None:
         files.delete(spark, scratch)
 
 
-def _run(
-    ctx: JobContext, cfg: RecommendConfig, version: str, scratch: str, cached: list[DataFrame]
-) -> None:
-    spark, config, as_of = ctx.spark, ctx.config, ctx.run_date
-
-    def keep(df: DataFrame) -> DataFrame:
-        cached.append(df.persist())
-        return df
-
+def prepare(
+    ctx: JobContext, version: str, scratch: str, keep: Callable[[DataFrame], DataFrame]
+) -> Run:
+    """What every later step shares: interactions in the history window (and what it left
+    out), id maps, active items and the excluded pairs; `keep` persists for the run."""
+    spark, config, cfg, as_of = ctx.spark, ctx.config, ctx.config.recommend, ctx.run_date
     inputs = read_inputs(spark, config)
+    params = interaction_params(config)
     with step(log, "recommend interactions") as s:
-        raw = interactions(inputs.events, inputs.order_lines, interaction_params(cfg), as_of)
+        raw = interactions(inputs.events, inputs.order_lines, params, as_of)
         raw = keep(raw)
         s.rows(interactions=raw.count())
+    start = windows.window_start(config, as_of, cfg.lookback_days)
+    everything = replace(params, lookback_days=None)
+    left = windows.left_out(
+        signals(inputs.events, inputs.order_lines, everything, as_of), "ts", start
+    )
+    windows.log_left_out("recommend", "signals", start, as_of, left)
     with step(log, "recommend id maps") as s:
         customer_ids = assign_ids(
             spark,
@@ -201,7 +223,33 @@ def _run(
         )
     )
     train = keep(to_idx(raw, customer_ids, item_ids))
-    r = Run(ctx, cfg, inputs, version, scratch, customer_ids, item_ids, active_items, train)
+    excluded = keep(
+        ids.with_idx(
+            excluded_pairs(inputs.events, inputs.order_lines, cfg.exclude, as_of),
+            item_ids,
+            "item_id",
+            "item_idx",
+        ).join(customer_ids, "customer_id", "left")
+    )
+    r = Run(
+        ctx, cfg, inputs, version, scratch, customer_ids, item_ids, active_items, train, excluded
+    )
+    r.facts.update(history_facts("history", params.lookback_days, left))
+    count_rules_window(r)
+    return r
+
+
+def _run(
+    ctx: JobContext, cfg: RecommendConfig, version: str, scratch: str, cached: list[DataFrame]
+) -> None:
+    spark, config = ctx.spark, ctx.config
+
+    def keep(df: DataFrame) -> DataFrame:
+        cached.append(df.persist())
+        return df
+
+    r = prepare(ctx, version, scratch, keep)
+    train, customer_ids, item_ids = r.current, r.customer_ids, r.item_ids
 
     grid = [als.AlsParams(*p) for p in product(cfg.grid.rank, cfg.grid.reg_param, cfg.grid.alpha)]
     metrics: list[tuple[als.AlsParams | None, Metric]] = []
@@ -252,7 +300,43 @@ def manifest(r: Run, best: als.AlsParams) -> dict[str, Any]:
         "run_id": r.ctx.run_id,
         "als": {**best.as_dict(), "max_iter": r.cfg.max_iter, "seed": r.cfg.seed},
         "config": asdict(r.cfg),
+        "run": dict(r.facts),
     }
+
+
+def history_facts(prefix: str, days: int | None, left: windows.LeftOut) -> dict[str, float | None]:
+    """A window's figures for the metrics: its days (None: all history) and what it left out."""
+    return {
+        f"{prefix}_window_days": None if days is None else float(days),
+        f"{prefix}_rows": None if left.rows is None else float(left.rows),
+        f"{prefix}_rows_dropped": float(left.rows_dropped),
+        f"{prefix}_customers_dropped": float(left.customers_dropped),
+    }
+
+
+def candidate_depth(r: Run, n: int) -> int:
+    """N + the most excluded active items of any customer, capped by candidate_buffer, + room
+    for ties: enough ALS candidates that dropping a customer's excluded items still leaves N
+    (heavy users past the cap may get fallbacks; logged)."""
+    cap = r.cfg.candidate_buffer
+    counts = (
+        r.excluded.join(r.active_items.select("item_idx"), "item_idx", "left_semi")
+        .groupBy("customer_id")
+        .count()
+    )
+    row = counts.agg(
+        F.max("count").alias("most"), F.count(F.when(F.col("count") > cap, 1)).alias("over")
+    ).first()  # one row
+    assert row is not None
+    most, over = int(row["most"] or 0), int(row["over"] or 0)
+    if over:
+        log.warning(
+            "recommend: %d customers have more than candidate_buffer=%d excluded active items: "
+            "they may get fallbacks after ALS",
+            over,
+            cap,
+        )
+    return n + min(most, cap) + TIE_ROOM
 
 
 def metrics_json(
@@ -265,31 +349,92 @@ def metrics_json(
 
 
 # ------------------------------------------------------------------------------------------
-# Tuning on the time split
+# Tuning on a time split, or a leave-last-out holdout when that judges too few customers
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training data before a cutoff and what is judged after it; baselines read only data
+    before `baseline_day` (segments and recent popularity)."""
+
+    name: str  # "time" or "leave_last_out"
+    train: DataFrame
+    truth: DataFrame  # customer_idx, relevant array<double>
+    judged: DataFrame  # customer_idx, excluded array<int> (as at each customer's cutoff)
+    customers: int
+    baseline_day: date
+
+
+def time_split(r: Run, keep: Callable[[DataFrame], DataFrame]) -> Split:
+    """Everyone's cutoff is the run date less validation_days."""
+    cutoff = r.ctx.run_date - timedelta(days=r.cfg.validation_days)
+    train = keep(r.interactions(cutoff))
+    future = r.interactions(r.ctx.run_date, r.cfg.validation_days)
+    at_cutoff = r.excluded.where(
+        F.col("since").cast("double") < F.lit(epoch_seconds(cutoff))
+    ).where(F.col("customer_idx").isNotNull())
+    truth = keep(evaluate.validation_truth(train, future, at_cutoff))
+    judged = truth.select("customer_idx").join(
+        evaluate.seen_items(at_cutoff), "customer_idx", "left"
+    )
+    return Split("time", train, truth, keep(judged), truth.count(), cutoff)
+
+
+def leave_last_out(r: Run, keep: Callable[[DataFrame], DataFrame]) -> Split:
+    """Each customer's newest item is held out (customers with two or more items)."""
+    holdout = keep(evaluate.last_item_holdout(r.current))
+    train = keep(r.current.join(holdout, ["customer_idx", "item_idx"], "left_anti"))
+    before = evaluate.excluded_before_holdout(
+        r.excluded.where(F.col("customer_idx").isNotNull()), holdout
+    )
+    truth = keep(evaluate.holdout_truth(holdout, before))
+    judged = truth.select("customer_idx").join(evaluate.seen_items(before), "customer_idx", "left")
+    first = holdout.agg(F.min("holdout_ts")).first()  # one row
+    assert first is not None
+    day = first[0].date() if first[0] is not None else r.ctx.run_date
+    return Split("leave_last_out", train, truth, keep(judged), truth.count(), day)
+
+
+def choose_split(r: Run, keep: Callable[[DataFrame], DataFrame]) -> Split:
+    """The time split when it judges at least min_validation_customers, else leave-last-out."""
+    split = time_split(r, keep)
+    if split.customers < r.cfg.min_validation_customers:
+        log.info(
+            "recommend tune: the last %d days judge %d customers (< min_validation_customers=%d)"
+            ": holding out each customer's newest item instead",
+            r.cfg.validation_days,
+            split.customers,
+            r.cfg.min_validation_customers,
+        )
+        split = leave_last_out(r, keep)
+    log.info(
+        "recommend tune: %s split judges %d customers (baselines read data before %s)",
+        split.name,
+        split.customers,
+        split.baseline_day,
+    )
+    r.facts["tuning_customers_judged"] = float(split.customers)
+    r.facts["tuning_leave_last_out"] = 1.0 if split.name == "leave_last_out" else 0.0
+    return split
 
 
 def tune(
     r: Run, grid: list[als.AlsParams], keep: Callable[[DataFrame], DataFrame]
 ) -> tuple[list[tuple[als.AlsParams | None, Metric]], als.AlsParams]:
-    """Fits every grid point on data before the cutoff and scores it on the days after; the
-    baselines are scored on the same customers. Returns all metrics and the best point.
+    """Fits every grid point on the split's training data and scores it on what it holds out;
+    the baselines are scored on the same customers. Returns all metrics and the best point.
 
     `keep` persists a frame for the rest of the run (the job unpersists them, also on failure).
     """
     cfg = r.cfg
-    cutoff = r.ctx.run_date - timedelta(days=cfg.validation_days)
     ks = sorted(cfg.eval_k)
-    k_max, depth = ks[-1], ks[-1] + cfg.candidate_buffer
+    k_max = ks[-1]
+    depth = candidate_depth(r, k_max)
     k_tune = cfg.top_n if cfg.top_n in ks else k_max
     catalog_size = r.active_items.count()
 
-    train = keep(r.interactions(cutoff))
-    future = r.interactions(r.ctx.run_date, cfg.validation_days)
-    truth = keep(evaluate.validation_truth(train, future))
-    judged = keep(
-        truth.select("customer_idx").join(evaluate.seen_items(train), "customer_idx", "left")
-    )
-    log.info("tune: cutoff=%s customers judged=%d", cutoff, truth.count())
+    split = choose_split(r, keep)
+    train, truth, judged = split.train, split.truth, split.judged
 
     def score(name: str, candidates: DataFrame) -> list[Metric]:
         ranked = serve.top_n(
@@ -316,16 +461,16 @@ def tune(
         )
         results += [(params, m) for m in score(serve.ALS, candidates)]
 
-    # Baselines: global popularity over the training window, and recent popularity in the
-    # customer's segment (then global, as served) when segments exist.
+    # Baselines: global popularity over the training data, and recent popularity in the
+    # customer's segment (then global, as served) when a segment snapshot predates the split.
     every_item = r.active_items.select("item_idx")
     popular = baselines.popular(train, every_item, depth).select(
         F.col("items").alias(serve.POPULAR)
     )
     results += [(None, m) for m in score(serve.POPULAR, judged.crossJoin(F.broadcast(popular)))]
-    segments = r.segments_at(cutoff)
+    segments = r.segments_at(split.baseline_day, "segment-popular baseline")
     if segments is not None:
-        recent = r.interactions(cutoff, cfg.popular_days)
+        recent = r.interactions(split.baseline_day, cfg.popular_days)
         seg_top = baselines.segment_popular(recent, segments, every_item, depth)
         with_segment = (
             judged.join(r.customer_ids, "customer_idx")
@@ -369,7 +514,7 @@ def write_recommendations(r: Run, model: ALSModel, saved_model: str) -> None:
     """Top-N per active customer: ALS (active items only), then segment-popular, then popular."""
     spark, cfg, as_of = r.ctx.spark, r.cfg, r.ctx.run_date
     with step(log, "recommend recommendations") as s:
-        depth = cfg.top_n + cfg.candidate_buffer
+        depth = candidate_depth(r, cfg.top_n)
         scoring = active_scoring_model(r, model, saved_model, "scoring")
         customers = (
             r.inputs.customers.where(
@@ -383,21 +528,12 @@ def write_recommendations(r: Run, model: ALSModel, saved_model: str) -> None:
         recs = scoring.recommendForUserSubset(known, depth).select(
             "customer_idx", serve.als_candidates(F.col("recommendations")).alias(serve.ALS)
         )
-        frame = customers.join(recs, "customer_idx", "left")
-        if cfg.exclude_bought:
-            bought = ids.with_idx(
-                bought_items(r.inputs.order_lines, as_of, cfg.lookback_days),
-                r.item_ids,
-                "item_id",
-                "item_idx",
-            )
-            excluded = bought.groupBy("customer_id").agg(
-                F.collect_set("item_idx").alias("excluded")
-            )
-            frame = frame.join(excluded, "customer_id", "left")
+        frame = customers.join(recs, "customer_idx", "left").join(
+            evaluate.seen_items(r.excluded, "customer_id"), "customer_id", "left"
+        )
         popular = baselines.popular(r.current, r.active_items, depth)
         frame = frame.crossJoin(F.broadcast(popular.select(F.col("items").alias(serve.POPULAR))))
-        segments = r.segments_at(as_of)
+        segments = r.segments_at(as_of, "segment-popular fallback")
         if segments is not None:
             recent = r.interactions(as_of, cfg.popular_days)
             seg_top = baselines.segment_popular(recent, segments, r.active_items, depth)
@@ -465,10 +601,20 @@ def write_similar_items(r: Run, model: ALSModel, saved_model: str) -> None:
         s.rows(rows=tables.last_commit(spark, path).rows("numOutputRows"))
 
 
+def count_rules_window(r: Run) -> None:
+    """Logs and records what the rules' window leaves out of the kept order lines."""
+    config, as_of, own = r.ctx.config, r.ctx.run_date, r.cfg.rules.lookback_days
+    start = windows.window_start(config, as_of, own)
+    left = windows.left_out(bought_lines(r.inputs.order_lines, as_of, None), "order_ts", start)
+    windows.log_left_out("recommend rules", "kept order lines", start, as_of, left)
+    r.facts.update(history_facts("rules_history", windows.lookback_days(config, own), left))
+
+
 def write_rules(r: Run) -> None:
     spark, rc, as_of = r.ctx.spark, r.cfg.rules, r.ctx.run_date
+    days = windows.lookback_days(r.ctx.config, rc.lookback_days)
     with step(log, "recommend rules") as s:
-        baskets = rules.baskets(r.inputs.order_lines, as_of, rc.lookback_days).persist()
+        baskets = rules.baskets(r.inputs.order_lines, as_of, days).persist()
         try:
             found = rules.association_rules(baskets, rc.min_orders, rc.min_confidence, rc.min_lift)
             out = found.select("*", F.lit(as_of).alias("as_of_date"))
@@ -490,7 +636,7 @@ def write_metrics(
 ) -> None:
     """ops/recommend_metrics: every grid point and baseline, tagged with the model version."""
     spark, as_of = r.ctx.spark, r.ctx.run_date
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (
             as_of,
             r.version,
@@ -504,6 +650,11 @@ def write_metrics(
             m.value,
         )
         for p, m in metrics
+    ]
+    # The run's own figures (history windows, tuning split): model "run", no k.
+    rows += [
+        (as_of, r.version, RUN_FACTS, None, None, None, None, None, name, value)
+        for name, value in sorted(r.facts.items())
     ]
     path = tables.table_path(r.ctx.config, Layer.OPS, METRICS)
     # Bounded: grid points x models x k x metrics rows, built on the driver.
@@ -521,7 +672,13 @@ def write_report(
     out = tables.reports_path(config, "recommend", r.ctx.run_id)
     files.write_bytes(spark, f"{out}/metrics_vs_k.png", chart)
     page = report.render(
-        r.version, r.ctx.run_date.isoformat(), best.as_dict(), shown, examples, "metrics_vs_k.png"
+        r.version,
+        r.ctx.run_date.isoformat(),
+        best.as_dict(),
+        shown,
+        examples,
+        "metrics_vs_k.png",
+        r.facts,
     )
     files.write_text(spark, f"{out}/index.html", page)
     log.info("recommend report: %s/index.html", out)

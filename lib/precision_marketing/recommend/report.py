@@ -91,14 +91,34 @@ def render(
     metrics: Sequence[Metric],
     examples: Sequence[dict[str, Any]],
     chart_file: str,
+    facts: dict[str, float | None] | None = None,
 ) -> str:
+    facts = facts or {}
+    split = "leave-last-out" if facts.get("tuning_leave_last_out") else "time"
+    judged = facts.get("tuning_customers_judged")
+    judged_text = f", {int(judged):,} customers judged" if judged is not None else ""
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>recommend {html.escape(model_version)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 8px;text-align:right}}
 table{{border-collapse:collapse}}tr:nth-child(even){{background:#f4f4f4}}</style></head><body>
 <h1>Recommendations {html.escape(model_version)}</h1>
 <p>as of {html.escape(as_of)}; chosen ALS parameters: {html.escape(str(params))}</p>
-<h2>ALS vs baselines (time split)</h2>{metrics_table(metrics)}
+<p>{html.escape(history_text(facts))}</p>
+<h2>ALS vs baselines ({split} split{judged_text})</h2>{metrics_table(metrics)}
 <p><img src="{html.escape(chart_file)}" alt="metrics vs k"></p>
 <h2>Examples</h2>{examples_table(examples)}
 </body></html>"""
+
+
+def history_text(facts: dict[str, float | None]) -> str:
+    """The training window and what it left out, from the run's figures."""
+    days = facts.get("history_window_days")
+    if days is None:
+        return "history: all data before the run date (nothing left out)"
+    rows, dropped = facts.get("history_rows") or 0.0, facts.get("history_rows_dropped") or 0.0
+    customers = facts.get("history_customers_dropped") or 0.0
+    share = 100.0 * dropped / rows if rows else 0.0
+    return (
+        f"history: the last {int(days)} days; left out {int(dropped):,} of {int(rows):,} "
+        f"signals ({share:.1f}%) and {int(customers):,} customers"
+    )

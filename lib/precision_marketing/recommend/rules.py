@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from precision_marketing.recommend.interactions import bought_lines
 
 
-def baskets(order_lines: DataFrame, as_of: date, lookback_days: int) -> DataFrame:
+def baskets(order_lines: DataFrame, as_of: date, lookback_days: int | None) -> DataFrame:
     """(order_id, items array<string>, sorted) of kept lines before `as_of`."""
     return (
         bought_lines(order_lines, as_of, lookback_days)
