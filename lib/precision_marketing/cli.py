@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from precision_marketing.config import ConfigError, load_config
-from precision_marketing.runtime import DataQualityError, JobContext, new_run_id
+from precision_marketing.runtime import (
+    DataQualityError,
+    JobContext,
+    MissingInputError,
+    new_run_id,
+)
 from precision_marketing.spark import build_session
 
 log = logging.getLogger("precision_marketing")
@@ -24,6 +29,7 @@ log = logging.getLogger("precision_marketing")
 EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2
 EXIT_DATA_QUALITY = 3
+EXIT_MISSING_INPUT = 2  # like a bad config: the user has something to provide, nothing crashed
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,9 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
     except DataQualityError as exc:
         log.error("%s stopped by a data-quality rule: %s", job, exc)
         return EXIT_DATA_QUALITY
+    except MissingInputError as exc:
+        log.error("%s", exc)  # the message says it all: no traceback
+        return EXIT_MISSING_INPUT
     except Exception:
         log.exception("%s failed", job)
         return EXIT_FAILED

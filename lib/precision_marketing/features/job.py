@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame
 from precision_marketing.features import interests, transforms
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
+from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, step
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ TABLE = "user_features"
 
 
 def run(ctx: JobContext) -> None:
+    require(ctx, "features")
     spark, config, as_of = ctx.spark, ctx.config, ctx.run_date
     params = config.features
 

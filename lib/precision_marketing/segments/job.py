@@ -31,6 +31,7 @@ from pyspark.sql.types import (
 from precision_marketing.config import Config, SegmentConfig
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
+from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, step
 from precision_marketing.segments import model, naming, profiles, report
 
@@ -116,6 +117,7 @@ def _ensure_checkpoint_dir(spark: SparkSession, config: Config) -> None:
 
 
 def run(ctx: JobContext) -> None:
+    require(ctx, "segment")
     spark, config, as_of = ctx.spark, ctx.config, ctx.run_date
     params: SegmentConfig = config.segment
     version = model_version(as_of)
