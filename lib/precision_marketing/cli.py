@@ -22,7 +22,7 @@ from precision_marketing.runtime import (
     MissingInputError,
     new_run_id,
 )
-from precision_marketing.spark import build_session
+from precision_marketing.spark import build_session, log_stream
 
 log = logging.getLogger("precision_marketing")
 
@@ -106,13 +106,15 @@ def parse_args(job: str, argv: Sequence[str]) -> argparse.Namespace:
 
 
 def configure_logging() -> None:
+    """Step lines and warnings on stderr, one stream with Spark's; stdout keeps job results."""
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        stream=log_stream(),
         # pyspark may have set up a handler on stdout already; job logs belong on stderr.
         force=True,
     )
+    logging.captureWarnings(True)
     for noisy in ("py4j", "great_expectations", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
+from typing import TextIO
 
 from pyspark.sql import SparkSession
 
@@ -24,6 +26,37 @@ DELTA_CONF = {
 def launched_by_spark_submit() -> bool:
     """spark-submit starts the JVM (with --master, --jars, --conf) and hands pyspark a port."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+class JvmStderr:
+    """A text stream onto the JVM's System.err, where Spark's own log lines go.
+
+    Under spark-submit, PythonRunner merges the Python driver's stderr into its own stdout, so
+    log lines written to Python's stderr end up on spark-submit's stdout, mixed with the job's
+    result (the pipeline summary). Through the JVM they reach spark-submit's stderr, beside
+    Spark's warnings, as they do when Python starts the JVM itself (local runs, tests).
+    """
+
+    def __init__(self) -> None:
+        from pyspark import SparkContext
+
+        # Connects to the gateway spark-submit started (no SparkContext yet).
+        SparkContext._ensure_initialized()
+        jvm = SparkContext._jvm
+        assert jvm is not None
+        self._err = jvm.java.lang.System.err
+
+    def write(self, text: str) -> int:
+        self._err.print(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._err.flush()
+
+
+def log_stream() -> TextIO | JvmStderr:
+    """Where the job's log lines go: the stderr Spark logs to."""
+    return JvmStderr() if launched_by_spark_submit() else sys.stderr
 
 
 def delta_jars() -> list[str]:
