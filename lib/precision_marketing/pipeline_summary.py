@@ -47,7 +47,7 @@ class Output:
     count: Count = Count.RUN_DATE
 
 
-SOURCES = ("events", "crm", "transactions", "catalog")
+SOURCES = requirements.SOURCES
 OUTPUTS: tuple[Output, ...] = (
     *(Output("ingest", Layer.BRONZE, t, Count.TOTAL) for t in SOURCES),
     *(Output("validate", Layer.QUARANTINE, t, Count.TOTAL) for t in SOURCES),

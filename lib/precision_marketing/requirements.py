@@ -77,12 +77,25 @@ class Need:
             text += f" on or before {run_date}"
         return f"{text} ({self.why})"
 
-    def remedy(self, run_date: date) -> str:
-        if self.layer is Layer.SILVER:
-            source = next(s for s, t in SOURCE_TABLES.items() if t == self.table)
-            return f"map a {source} source ({GUIDE})"
-        producer = PRODUCERS.get(self.table, "the stage that writes it")
-        return f"run {producer} for {run_date} (it needs inputs of its own)"
+    def source(self) -> str | None:
+        """The landing source that fills this silver table (None for later layers)."""
+        if self.layer is not Layer.SILVER:
+            return None
+        return next(s for s, t in SOURCE_TABLES.items() if t == self.table)
+
+
+def remedy(group: Sequence[Need], run_date: date) -> str:
+    """What provides the rows: a source to map (silver) or an earlier stage to run."""
+    sources = list(dict.fromkeys(s for n in group if (s := n.source()) is not None))
+    remedies = []
+    if sources:
+        article = "an" if sources[0][0] in "aeiou" else "a"
+        remedies.append(f"map {article} {' or '.join(sources)} source ({GUIDE})")
+    for need in group:
+        if need.source() is None:
+            producer = PRODUCERS.get(need.table, "the stage that writes it")
+            remedies.append(f"run {producer} for {run_date} (it needs inputs of its own)")
+    return " or ".join(remedies)
 
 
 @dataclass(frozen=True)
@@ -200,8 +213,7 @@ def _group_problem(
         state = f"it is {reasons[0]}" if not reasons[0].startswith("has") else f"it {reasons[0]}"
     else:
         state = "; ".join(f"{n.name} is {r}" for n, r in zip(group, reasons, strict=True))
-    remedies = " or ".join(dict.fromkeys(n.remedy(run_date) for n in group))
-    return f"{stage} needs {wanted}; {state}: {remedies}"
+    return f"{stage} needs {wanted}; {state}: {remedy(group, run_date)}"
 
 
 def problem(spark: SparkSession, config: Config, stage: str, run_date: date) -> str | None:
