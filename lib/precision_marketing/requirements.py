@@ -199,6 +199,11 @@ def _missing(spark: SparkSession, config: Config, need: Need, run_date: date) ->
     return "has no such rows" if need.where is not None else "empty"
 
 
+def _state(subject: str, reason: str) -> str:
+    """'it is empty', 'silver/events has no such rows'."""
+    return f"{subject} {reason}" if reason.startswith("has ") else f"{subject} is {reason}"
+
+
 def _group_problem(
     spark: SparkSession, config: Config, stage: str, group: Sequence[Need], run_date: date
 ) -> str | None:
@@ -210,9 +215,9 @@ def _group_problem(
         reasons.append(reason)
     wanted = " or ".join(n.describe(run_date) for n in group)
     if len(group) == 1:
-        state = f"it is {reasons[0]}" if not reasons[0].startswith("has") else f"it {reasons[0]}"
+        state = _state("it", reasons[0])
     else:
-        state = "; ".join(f"{n.name} is {r}" for n, r in zip(group, reasons, strict=True))
+        state = "; ".join(_state(n.name, r) for n, r in zip(group, reasons, strict=True))
     return f"{stage} needs {wanted}; {state}: {remedy(group, run_date)}"
 
 
