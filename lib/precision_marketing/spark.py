@@ -23,6 +23,15 @@ DELTA_CONF = {
 }
 
 
+# Loggers set to a level above Spark's, with why. WindowExec warns "No Partition Defined for
+# Window operation!" each time a window without partitionBy is planned (several times per query,
+# hundreds of lines per pipeline run). The suite's windows are partitioned by their key except
+# two that are global on purpose, each over a small frame: recommend/ids.py numbers the keys not
+# yet in an id map (dense ALS indices need one order over them; the new keys of a run only), and
+# recommend/baselines.py ranks the popular items over no group (one row per item).
+QUIET_LOGGERS = {"org.apache.spark.sql.execution.window.WindowExec": "ERROR"}
+
+
 def launched_by_spark_submit() -> bool:
     """spark-submit starts the JVM (with --master, --jars, --conf) and hands pyspark a port."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
@@ -97,6 +106,7 @@ def build_session(config: Config, app_name: str | None = None) -> SparkSession:
         builder = builder.master(config.spark.master).config("spark.jars", ",".join(delta_jars()))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(config.spark.log_level)
+    quiet_loggers(spark)
     log.info(
         "spark %s master=%s app=%s",
         spark.version,
@@ -104,6 +114,15 @@ def build_session(config: Config, app_name: str | None = None) -> SparkSession:
         spark.sparkContext.appName,
     )
     return spark
+
+
+def quiet_loggers(spark: SparkSession) -> None:
+    """Applies QUIET_LOGGERS to the driver's log4j2 (where Spark plans queries)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    log4j = jvm.org.apache.logging.log4j
+    for name, level in QUIET_LOGGERS.items():
+        log4j.core.config.Configurator.setLevel(name, log4j.Level.toLevel(level))
 
 
 def observing_session(spark: SparkSession, settings: dict[str, str] | None = None) -> SparkSession:
