@@ -24,11 +24,14 @@ DELTA_CONF = {
 
 
 # Loggers set to a level above Spark's, with why. WindowExec warns "No Partition Defined for
-# Window operation!" each time a window without partitionBy is planned (several times per query,
-# hundreds of lines per pipeline run). The suite's windows are partitioned by their key except
-# two that are global on purpose, each over a small frame: recommend/ids.py numbers the keys not
-# yet in an id map (dense ALS indices need one order over them; the new keys of a run only), and
-# recommend/baselines.py ranks the popular items over no group (one row per item).
+# Window operation!" each time a window without partitionBy is planned (several times per query:
+# 124 lines in a 100-customer pipeline run, 84 from recommend and 40 from publish). The suite's
+# per-key rankings are partitioned by their key; three windows are global on purpose:
+# recommend/ids.py numbers the keys not yet in an id map (dense ALS indices need one order over
+# the run's new keys), recommend/baselines.py ranks popular items over no group (one row per
+# item), and activation/policy.py takes a campaign's contacts by expected value until its budget
+# or size is spent (a running sum over one order; its partitionBy("campaign_id") is a constant
+# within a campaign, which Spark folds away).
 QUIET_LOGGERS = {"org.apache.spark.sql.execution.window.WindowExec": "ERROR"}
 
 
