@@ -35,6 +35,11 @@ SOURCE_TABLES: dict[str, str] = {
     "catalog": "items",
 }
 SOURCES = tuple(SOURCE_TABLES)
+# Every silver table and the source that fills it.
+SILVER_SOURCES: dict[str, str] = {
+    **{t: s for s, t in SOURCE_TABLES.items()},
+    "customer_history": "crm",
+}
 # The stage that writes each gold/activation table a later stage needs.
 PRODUCERS: dict[str, str] = {
     "user_features": "features",
@@ -81,7 +86,7 @@ class Need:
         """The landing source that fills this silver table (None for later layers)."""
         if self.layer is not Layer.SILVER:
             return None
-        return next(s for s, t in SOURCE_TABLES.items() if t == self.table)
+        return SILVER_SOURCES[self.table]
 
 
 def remedy(group: Sequence[Need], run_date: date) -> str:
@@ -133,17 +138,19 @@ REQUIREMENTS: dict[str, Requirement] = {
     "ingest": Requirement(),
     "validate": Requirement(),
     "silver": Requirement(),
-    # The customer base of gold/user_features is silver/customer_history today; a CRM-less run
-    # yields a snapshot without rows, which `segment` then reports as its missing input.
+    # Its customer base is silver/customer_history today: a CRM-less run yields a snapshot
+    # without rows, which `segment` then reports as its missing input.
     "features": Requirement(
         needs=(
             (
-                _silver("customers", "customers to describe"),
+                _silver("customer_history", "customers to describe"),
                 _silver("events", "behaviour"),
                 _silver("order_lines", "purchases"),
             ),
         ),
-        reads=(*SILVER_READS, (Layer.SILVER, "customer_history")),
+        reads=tuple(
+            (Layer.SILVER, t) for t in ("events", "customer_history", "order_lines", "items")
+        ),
     ),
     "segment": Requirement(
         needs=((Need(Layer.GOLD, "user_features", "customers to cluster", Rows.RUN_DATE),),),
@@ -155,7 +162,7 @@ REQUIREMENTS: dict[str, Requirement] = {
     # Its feature snapshots are built on demand (propensity.build_missing_features).
     "propensity": Requirement(
         needs=((_silver("order_lines", "purchases to label"),),),
-        reads=SILVER_READS,
+        reads=tuple((Layer.SILVER, t) for t in ("customers", "order_lines", "items")),
     ),
     # The manifest pins every one of these (activation/manifest.SOURCES): none is optional.
     "publish": Requirement(
