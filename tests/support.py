@@ -29,6 +29,14 @@ def make_config(tmp: Path, *overrides: str) -> Config:
     )
 
 
+def context(config: Config, run_date: date = RUN_DATE, **options: Any) -> JobContext:
+    """A run's context on the shared session (the one the spark fixture built)."""
+    now = datetime.now(UTC)
+    spark = SparkSession.getActiveSession()
+    assert spark is not None
+    return JobContext(spark, config, run_date, new_run_id("test", now), now, options)
+
+
 def run_stage(
     spark: SparkSession, config: Config, stage: str, run_date: date = RUN_DATE, **options: Any
 ) -> JobContext:

@@ -4,6 +4,7 @@ policy and holdout transforms on small frames."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,14 @@ from pyspark.sql import functions as F
 from precision_marketing.activation import exports, policy
 from precision_marketing.activation.audience import holdout_bucket
 from precision_marketing.activation.campaigns import parse_campaign
-from precision_marketing.activation.job import load_suppression
+from precision_marketing.activation.job import load_suppression, publish
 from precision_marketing.activation.manifest import read_manifest, rebuild_audience
 from precision_marketing.config import Config
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
+from precision_marketing.runtime import MissingInputError
 from tests import activation_fixture as fx
-from tests.support import make_config, run_stage
+from tests.support import context, make_config, run_stage
 
 D = fx.D
 KEY = ("campaign_id", "customer_id")
@@ -259,9 +261,28 @@ def test_manifest_rebuilds_the_audience_exactly(spark: SparkSession, world: dict
     assert tables.version(spark, customers) == pinned["silver/customers"]["version"] + 1
 
 
+def test_publish_without_gold_snapshots_stops_before_any_write(
+    spark: SparkSession, world: dict
+) -> None:
+    config = world["config"]
+    paths = [
+        tables.table_path(config, Layer.ACTIVATION, n)
+        for n in ("audiences", "campaign_runs", "contact_history", "suppression")
+    ]
+    before = [tables.version(spark, p) for p in paths]
+    expected = (
+        f"publish needs gold/user_features on or before {D - timedelta(days=30)} "
+        "(the customer base); it has no snapshot on or before"
+    )
+    with pytest.raises(MissingInputError, match=re.escape(expected)):
+        run_stage(spark, config, "publish", D - timedelta(days=30))
+    assert [tables.version(spark, p) for p in paths] == before
+
+
 def test_a_failed_publish_leaves_tables_as_they_were(spark: SparkSession, world: dict) -> None:
-    """A month earlier no gold snapshot exists: the run fails after loading the suppression
-    list (its first write) and before writing a manifest."""
+    """A month earlier no gold snapshot exists: past the input check (which would stop it
+    first), the run fails after loading the suppression list (its first write) and before
+    writing a manifest."""
     config = world["config"]
     paths = {
         n: tables.table_path(config, Layer.ACTIVATION, n)
@@ -269,7 +290,8 @@ def test_a_failed_publish_leaves_tables_as_they_were(spark: SparkSession, world:
     }
     before = {n: tables.version(spark, p) for n, p in paths.items()}
     with pytest.raises(RuntimeError, match="gold/user_features has no snapshot on or before"):
-        run_stage(spark, config, "publish", D - timedelta(days=30))  # sms-budget sends any day
+        # sms-budget sends any day
+        publish(context(config, D - timedelta(days=30)))
     after = {n: tables.version(spark, p) for n, p in paths.items()}
     suppression_version = before["suppression"]
     assert suppression_version is not None

@@ -27,7 +27,7 @@ from precision_marketing.cli import STAGES, Stage
 from precision_marketing.config import Config, ConfigError
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
-from precision_marketing.runtime import DataQualityError, JobContext
+from precision_marketing.runtime import DataQualityError, JobContext, MissingInputError
 from tests.pipeline_fixture import Warehouse, pipeline_warehouse
 from tests.support import RUN_DATE, make_config, run_stage
 
@@ -38,7 +38,8 @@ ran: list[str] = []  # the probes that ran, in order, in this process
 
 @dataclass(frozen=True)
 class Probe(Stage):
-    """A stage that fails while its input file reads 'broken' (or 'bad data': a DQ stop)."""
+    """A stage that fails while its input file reads 'broken' ('bad data': a DQ stop;
+    'missing': its input is absent)."""
 
     name: str = ""
 
@@ -50,6 +51,8 @@ class Probe(Stage):
             raise RuntimeError(f"{self.name}: input is broken")
         if state == "bad data":
             raise DataQualityError(f"{self.name}: a fail rule did not hold")
+        if state == "missing":
+            raise MissingInputError(f"{self.name} needs probe/input (a test); it is empty: fill it")
 
 
 def register_probes() -> None:
@@ -105,6 +108,8 @@ def latest_run_id(spark: SparkSession, config: Config) -> str:
         ({"a": "succeeded"}, None, True, 1),  # the driver died during b: no row for it
         ({"a": "skipped", "b": "succeeded", "c": "failed"}, None, True, 2),
         ({"a": "succeeded", "b": "succeeded", "c": "succeeded"}, None, True, 0),
+        ({"a": "succeeded", "b": "no_input", "c": "failed"}, None, True, 2),  # no_input is done
+        ({"a": "succeeded", "b": "no_input", "c": "no_input"}, None, True, 0),
         ({"a": "succeeded", "b": "failed"}, None, False, 0),
         ({"a": "succeeded", "b": "failed"}, "c", True, 2),
         (None, "b", True, 1),
@@ -158,6 +163,41 @@ def test_a_failed_step_is_recorded_and_the_next_attempt_resumes_there(
     assert row["step_no"] == 2
     assert row["finished_at"] >= row["started_at"]
     assert row["seconds"] >= 0
+
+
+def test_a_step_without_input_is_recorded_the_run_goes_on_and_resume_counts_it_done(
+    spark: SparkSession, tmp_path: Path, probes: None
+) -> None:
+    config = probe_config(tmp_path)
+    set_input(config, "probe_b", "missing")
+    set_input(config, "probe_c", "broken")
+    printed = io.StringIO()
+    with redirect_stdout(printed), pytest.raises(RuntimeError, match="probe_c: input is broken"):
+        run_stage(spark, config, "pipeline", RUN_DATE)
+    assert ran == ["probe_a", "probe_b", "probe_c"]
+    missing = "probe_b needs probe/input (a test); it is empty: fill it"
+    assert attempt(spark, config, latest_run_id(spark, config)) == {
+        "probe_a": ("succeeded", None),
+        "probe_b": ("no_input", missing),
+        "probe_c": ("failed", "RuntimeError: probe_c: input is broken"),
+    }
+    steps = re.findall(r"^  (probe_\w) +(\w[\w ]*?) +([\d.]+|-)(.*)$", printed.getvalue(), re.M)
+    assert [(name, status, tail) for name, status, _, tail in steps] == [
+        ("probe_a", "succeeded", ""),
+        ("probe_b", "no_input", "  needs probe/input"),
+        ("probe_c", "failed", ""),
+    ]
+    assert f"  probe_b no_input: {missing}" in printed.getvalue()
+
+    set_input(config, "probe_c", "ok")
+    ran.clear()
+    second = run_pipeline(spark, config)
+    assert ran == ["probe_c"]
+    assert attempt(spark, config, second.run_id) == {
+        "probe_a": ("skipped", None),
+        "probe_b": ("skipped", None),
+        "probe_c": ("succeeded", None),
+    }
 
 
 def test_from_step_and_no_resume_override_the_resume_point(

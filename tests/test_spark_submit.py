@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -49,8 +50,15 @@ def test_pipeline_runs_through_spark_submit(tmp_path: Path) -> None:
     write_tiny_landing(tmp_path / "landing")
     result = submit("pipeline", "--env", "test", "--run-date", "2026-06-30", *storage(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
-    # spark-submit's PythonRunner merges the driver's stderr into its own stdout.
-    assert "step silver order_lines" in result.stdout + result.stderr
+    # Step lines go to the JVM's stderr (PythonRunner merges Python's stderr into stdout);
+    # stdout holds the job's result, the summary.
+    assert "step silver order_lines" in result.stderr
+    assert " INFO " not in result.stdout, result.stdout[-3000:]
+    assert re.search(
+        r"^  silver +succeeded +[\d.]+  on: events, crm, transactions, catalog$",
+        result.stdout,
+        re.M,
+    ), result.stdout
     silver = tmp_path / "warehouse" / "silver"
     counts = {
         name: deltalake.DeltaTable(str(silver / name)).to_pyarrow_table().num_rows

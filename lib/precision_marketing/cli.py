@@ -16,14 +16,20 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from precision_marketing.config import ConfigError, load_config
-from precision_marketing.runtime import DataQualityError, JobContext, new_run_id
-from precision_marketing.spark import build_session
+from precision_marketing.runtime import (
+    DataQualityError,
+    JobContext,
+    MissingInputError,
+    new_run_id,
+)
+from precision_marketing.spark import build_session, log_stream
 
 log = logging.getLogger("precision_marketing")
 
 EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2
 EXIT_DATA_QUALITY = 3
+EXIT_MISSING_INPUT = 2  # like a bad config: the user has something to provide, nothing crashed
 
 
 @dataclass(frozen=True)
@@ -100,13 +106,15 @@ def parse_args(job: str, argv: Sequence[str]) -> argparse.Namespace:
 
 
 def configure_logging() -> None:
+    """Step lines and warnings on stderr, one stream with Spark's; stdout keeps job results."""
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        stream=log_stream(),
         # pyspark may have set up a handler on stdout already; job logs belong on stderr.
         force=True,
     )
+    logging.captureWarnings(True)
     for noisy in ("py4j", "great_expectations", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -140,6 +148,9 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
     except DataQualityError as exc:
         log.error("%s stopped by a data-quality rule: %s", job, exc)
         return EXIT_DATA_QUALITY
+    except MissingInputError as exc:
+        log.error("%s", exc)  # the message says it all: no traceback
+        return EXIT_MISSING_INPUT
     except Exception:
         log.exception("%s failed", job)
         return EXIT_FAILED

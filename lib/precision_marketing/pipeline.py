@@ -4,7 +4,10 @@ One application pays Spark's start-up cost once instead of once per stage; each 
 same code its own job runs. Every step's outcome goes to ops/pipeline_runs, so when an attempt
 for a run date failed at step k, the next attempt skips the steps before k (their outputs are
 in place) and starts there. A fully successful attempt is followed by a full rerun: every
-stage is idempotent. The run ends with a short summary on stdout (see `summary`).
+stage is idempotent. A stage whose required inputs are absent or empty (requirements.py) does
+not fail the run: it is recorded as `no_input` with the reason, and later stages that need its
+output find their own inputs missing the same way. The run ends with its result, a short
+summary, on stdout (pipeline_summary.py); the log lines go to stderr.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from pyspark.sql.types import (
 from precision_marketing.config import Config, ConfigError
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
-from precision_marketing.runtime import JobContext
+from precision_marketing.runtime import JobContext, MissingInputError
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,11 @@ class Status(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
+    NO_INPUT = "no_input"  # its required inputs were absent or empty: nothing to do, not a fault
+
+
+# Statuses a resumed attempt does not run again.
+DONE = frozenset({Status.SUCCEEDED.value, Status.SKIPPED.value, Status.NO_INPUT.value})
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,8 @@ def first_step(
     0
     >>> first_step(["a", "b", "c"], {"a": "skipped", "b": "succeeded"})
     2
+    >>> first_step(["a", "b", "c"], {"a": "succeeded", "b": "no_input", "c": "failed"})
+    2
     """
     if from_step is not None:
         if from_step not in steps:
@@ -93,8 +103,7 @@ def first_step(
         return steps.index(from_step)
     if not resume or not previous:
         return 0
-    done = {Status.SUCCEEDED.value, Status.SKIPPED.value}
-    pending = [i for i, name in enumerate(steps) if previous.get(name) not in done]
+    pending = [i for i, name in enumerate(steps) if previous.get(name) not in DONE]
     return pending[0] if pending else 0
 
 
@@ -171,6 +180,19 @@ def run(ctx: JobContext) -> None:
         log.info("pipeline: %s ...", name)
         try:
             STAGES[name].run(ctx)
+        except MissingInputError as exc:
+            log.warning("pipeline: %s", exc)
+            outcome = Outcome(
+                name,
+                Status.NO_INPUT,
+                started_at,
+                datetime.now(UTC),
+                time.perf_counter() - started,
+                str(exc)[:MAX_ERROR_CHARS],
+            )
+            record(ctx, [outcome])
+            outcomes.append(outcome)
+            continue
         except BaseException as exc:
             failed = Outcome(
                 name,

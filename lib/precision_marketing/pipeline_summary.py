@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -20,6 +21,7 @@ from pathlib import PurePosixPath
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from precision_marketing import requirements
 from precision_marketing.config import Config
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
@@ -45,7 +47,7 @@ class Output:
     count: Count = Count.RUN_DATE
 
 
-SOURCES = ("events", "crm", "transactions", "catalog")
+SOURCES = requirements.SOURCES
 OUTPUTS: tuple[Output, ...] = (
     *(Output("ingest", Layer.BRONZE, t, Count.TOTAL) for t in SOURCES),
     *(Output("validate", Layer.QUARANTINE, t, Count.TOTAL) for t in SOURCES),
@@ -261,17 +263,51 @@ def report_pages(
 # Rendering
 
 
+def needs(message: str | None) -> str:
+    """The tables a no_input step needed, from its message (requirements.problem).
+
+    >>> needs("propensity needs silver/order_lines (purchases to label); it is empty: map ...")
+    'needs silver/order_lines'
+    """
+    found = re.search(r" needs (.+?); ", message or "")
+    return "needs " + re.sub(r" \([^)]*\)", "", found[1]) if found else ""
+
+
+def _sources_with_rows(ctx: JobContext) -> set[str] | None:
+    try:
+        return requirements.sources_with_rows(ctx.spark, ctx.config)
+    except Exception as exc:  # the step lines must print even when silver cannot be read
+        log.warning("summary: could not tell which sources have rows: %s", exc)
+        return None
+
+
+def ran_on(outcome: Outcome, present: set[str] | None) -> str:
+    """'  on: events, catalog': the sources of a succeeded step that had rows."""
+    sources = requirements.stage_sources(outcome.step)
+    if outcome.status is not Status.SUCCEEDED or present is None or not sources:
+        return ""
+    return f"  on: {', '.join(s for s in sources if s in present) or 'no source'}"
+
+
 def render_steps(ctx: JobContext, outcomes: Sequence[Outcome]) -> str:
+    """A line per step: status, seconds and the sources it ran on (or what it needed)."""
+    present = _sources_with_rows(ctx)
     lines = [f"pipeline {ctx.run_id} run_date={ctx.run_date.isoformat()}"]
-    lines += [f"  {'step':<12} {'status':<10} {'seconds':>9}"]
+    lines += [f"  {'step':<12} {'status':<10} {'seconds':>9}  inputs"]
     by_step = {o.step: o for o in outcomes}
     for name in ctx.config.pipeline.steps:
         o = by_step.get(name)
         if o is None:
             lines.append(f"  {name:<12} {'not run':<10} {'':>9}")
+        elif o.status is Status.NO_INPUT:
+            lines.append(f"  {name:<12} {o.status.value:<10} {'-':>9}  {needs(o.error)}")
         else:
-            lines.append(f"  {name:<12} {o.status.value:<10} {o.seconds:>9.1f}")
-    lines += [f"  {o.step} failed: {o.error}" for o in outcomes if o.status is Status.FAILED]
+            lines.append(f"  {name:<12} {o.status.value:<10} {o.seconds:>9.1f}{ran_on(o, present)}")
+    lines += [
+        f"  {o.step} {o.status.value}: {o.error}"
+        for o in outcomes
+        if o.status in (Status.FAILED, Status.NO_INPUT)
+    ]
     return "\n".join(lines)
 
 

@@ -20,6 +20,14 @@ class DataQualityError(RuntimeError):
     """A `fail`-severity expectation did not hold: the run stops before writing downstream."""
 
 
+class MissingInputError(RuntimeError):
+    """A stage's required input is absent or empty: it stops before any work (exit 2).
+
+    The message is the whole story for the user (what the stage needs, what was missing, how to
+    provide it), so it is shown as one line, without a traceback.
+    """
+
+
 @dataclass
 class JobContext:
     spark: SparkSession

@@ -14,6 +14,7 @@ from precision_marketing.features import categories as feature_categories
 from precision_marketing.features import interests, transforms
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
+from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, step
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ TABLE = "user_features"
 
 
 def run(ctx: JobContext) -> None:
+    require(ctx, "features")
     spark, config, as_of = ctx.spark, ctx.config, ctx.run_date
     params = config.features
 

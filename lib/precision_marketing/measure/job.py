@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.measure import transforms
+from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, step
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ ORDER_LINES_SCHEMA = "customer_id string, order_date date, net_quantity int, net
 
 
 def run(ctx: JobContext) -> None:
+    require(ctx, "measure")
     spark, config, cfg = ctx.spark, ctx.config, ctx.config.measure
 
     def table(layer: Layer, name: str, schema: str) -> DataFrame:

@@ -38,6 +38,7 @@ from precision_marketing.propensity.transforms import (
     SPEND_NEXT,
     SPEND_PREVIOUS,
 )
+from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, step
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,7 @@ class Run:
 
 
 def run(ctx: JobContext) -> None:
+    require(ctx, "propensity")
     r = Run(ctx)
     log.info(
         "propensity as_of=%s model_version=%s train=%s validation=%s",

@@ -45,6 +45,7 @@ from precision_marketing.recommend.interactions import (
     interactions,
     signals,
 )
+from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, step
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class Run:
 
 
 def run(ctx: JobContext) -> None:
+    require(ctx, "recommend")
     spark, config, cfg = ctx.spark, ctx.config, ctx.config.recommend
     version = model_version(cfg, ctx.run_date)
     scratch = f"{tables.warehouse(config)}/_tmp/recommend/{ctx.run_id}"

@@ -32,6 +32,7 @@ from precision_marketing.config import Config, SegmentConfig
 from precision_marketing.features import availability
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
+from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, step
 from precision_marketing.segments import model, naming, profiles, report
 
@@ -117,6 +118,7 @@ def _ensure_checkpoint_dir(spark: SparkSession, config: Config) -> None:
 
 
 def run(ctx: JobContext) -> None:
+    require(ctx, "segment")
     spark, config, as_of = ctx.spark, ctx.config, ctx.run_date
     params: SegmentConfig = config.segment
     version = model_version(as_of)

@@ -1,0 +1,170 @@
+"""Stages on the data users have: a missing input stops a stage in one line, not the pipeline.
+
+One warehouse of product views only: 100 generated customers' events and catalog, with the CRM
+and transactions sources removed from the landing, run through every stage of
+conf/base.yaml's pipeline.steps in one `pipeline` run.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+from contextlib import redirect_stdout
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from precision_marketing import contracts
+from precision_marketing.config import Config
+from precision_marketing.ingest.read import bronze_schema
+from precision_marketing.io import tables
+from precision_marketing.io.tables import Layer
+from precision_marketing.requirements import problem
+from precision_marketing.runtime import MissingInputError
+from precision_marketing.silver.job import SILVER_TABLES
+from tests.pipeline_fixture import PIPELINE_ORDER
+from tests.support import RUN_DATE, context, make_config, run_stage
+
+ROOT = Path(__file__).parents[1]
+REMOVED = ("crm", "transactions")
+
+
+def create_empty_silver_tables(spark: SparkSession, config: Config, sources: set[str]) -> None:
+    """The silver tables of `sources`, empty, as silver writes them when a source has no data."""
+    ctx = context(config)
+    for table in SILVER_TABLES:
+        if table.source in sources:
+            raw = spark.createDataFrame([], bronze_schema(contracts.SOURCES[table.source]))
+            empty = table.build(ctx, raw, lambda raw=raw: raw)  # type: ignore[misc]
+            tables.append(empty, tables.table_path(config, Layer.SILVER, table.name))
+
+
+@dataclass(frozen=True)
+class ViewsOnly:
+    config: Config
+    summary: str
+
+
+@pytest.fixture(scope="module")
+def views_only(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> ViewsOnly:
+    root = tmp_path_factory.mktemp("views_only")
+    config = make_config(root, f"pipeline.steps=[{','.join(PIPELINE_ORDER)}]")
+    run_stage(spark, config, "generate", RUN_DATE)
+    for source in REMOVED:
+        shutil.rmtree(Path(config.storage.landing) / source)
+    create_empty_silver_tables(spark, config, set(REMOVED))
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        run_stage(spark, config, "pipeline", RUN_DATE)
+    return ViewsOnly(config, printed.getvalue())
+
+
+def statuses(spark: SparkSession, config: Config) -> dict[str, tuple[str, str | None]]:
+    runs = tables.read(spark, tables.table_path(config, Layer.OPS, "pipeline_runs"))
+    latest = runs.orderBy(F.col("finished_at").desc()).first()
+    assert latest is not None
+    rows = runs.where(F.col("pipeline_run_id") == latest["pipeline_run_id"]).collect()
+    return {r["step"]: (r["status"], r["error"]) for r in rows}
+
+
+def test_the_pipeline_runs_what_the_sources_allow(
+    spark: SparkSession, views_only: ViewsOnly
+) -> None:
+    found = statuses(spark, views_only.config)
+    assert {step: status for step, (status, _) in found.items()} == {
+        "ingest": "succeeded",
+        "validate": "succeeded",
+        "silver": "succeeded",
+        "features": "succeeded",
+        "segment": "no_input",  # no CRM: gold/user_features has no customer for the run date
+        "recommend": "succeeded",  # product views are interactions
+        "propensity": "no_input",
+        "publish": "no_input",
+        "measure": "no_input",
+    }
+    assert found["segment"][1] == (
+        f"segment needs gold/user_features for {RUN_DATE} (customers to cluster); it has no rows "
+        f"for {RUN_DATE}: run features for {RUN_DATE} (it needs inputs of its own)"
+    )
+    assert found["propensity"][1] == (
+        "propensity needs silver/order_lines (purchases to label); it is empty: map a "
+        "transactions source (docs/bring-your-own-data.md)"
+    )
+    assert found["publish"][1] == (
+        "publish needs silver/customers (contact consent); it is empty: map a crm source "
+        "(docs/bring-your-own-data.md)"
+    )
+    assert found["measure"][1] == (
+        "measure needs activation/audiences (published campaigns to measure); it is absent: "
+        f"run publish for {RUN_DATE} (it needs inputs of its own)"
+    )
+
+
+def test_the_summary_says_which_sources_each_step_ran_on(views_only: ViewsOnly) -> None:
+    lines = re.findall(r"^  (\w+) +(succeeded|no_input) +[\d.-]+  (.*)$", views_only.summary, re.M)
+    assert lines == [
+        ("ingest", "succeeded", "on: events, catalog"),
+        ("validate", "succeeded", "on: events, catalog"),
+        ("silver", "succeeded", "on: events, catalog"),
+        ("features", "succeeded", "on: events, catalog"),
+        ("segment", "no_input", f"needs gold/user_features for {RUN_DATE}"),
+        ("recommend", "succeeded", "on: events, catalog"),
+        ("propensity", "no_input", "needs silver/order_lines"),
+        ("publish", "no_input", "needs silver/customers"),
+        ("measure", "no_input", "needs activation/audiences"),
+    ]
+
+
+def test_propensity_alone_stops_naming_order_lines(
+    spark: SparkSession, views_only: ViewsOnly
+) -> None:
+    with pytest.raises(MissingInputError, match=r"^propensity needs silver/order_lines \("):
+        run_stage(spark, views_only.config, "propensity", RUN_DATE)
+
+
+def test_recommend_needs_purchases_or_product_events(
+    spark: SparkSession, views_only: ViewsOnly
+) -> None:
+    config = views_only.config
+    no_product_events = replace(
+        config, recommend=replace(config.recommend, event_weights={"wishlist_add": 1.0})
+    )
+    assert problem(spark, views_only.config, "recommend", RUN_DATE) is None
+    assert problem(spark, no_product_events, "recommend", RUN_DATE) == (
+        "recommend needs silver/order_lines (purchases) or silver/events with event_type in "
+        "recommend.event_weights (product events); silver/order_lines is empty; silver/events "
+        "has no such rows: map a transactions or events source (docs/bring-your-own-data.md)"
+    )
+
+
+def test_the_job_exits_2_with_one_line_and_no_traceback(views_only: ViewsOnly) -> None:
+    """Through jobs/propensity.py in its own process (the cli stops its session)."""
+    config = views_only.config
+    storage = [f"storage.{k}={getattr(config.storage, k)}" for k in ("landing", "warehouse")]
+    args = ["--env", "test", "--run-date", RUN_DATE.isoformat()]
+    args += [a for s in storage for a in ("--set", s)]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "jobs" / "propensity.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}/lib"},
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, result.stderr[-3000:]
+    assert errors[0].endswith(
+        "propensity needs silver/order_lines (purchases to label); it is empty: map a "
+        "transactions source (docs/bring-your-own-data.md)"
+    )
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
