@@ -13,8 +13,14 @@ Settings (Airflow Variables; environment variables AIRFLOW_VAR_<NAME> work too):
 The pinned pyspark's `spark-submit` must be first on the worker's PATH (<project>/.venv/bin).
 
 `validate` exits 3 when a `fail` data-quality rule stops the run: the task fails without retry
-(bad data does not heal by waiting) and, every task having the default all_success trigger
-rule, nothing downstream runs.
+(bad data does not heal by waiting), and nothing downstream runs.
+
+A stage without its input (a catalog of views has no order lines to label for propensity)
+exits 4: its task is skipped, not failed, and not retried. Every job task runs when its
+upstream tasks succeeded or were skipped (`none_failed`): a shop without order lines still gets
+segments and recommendations published, and each stage checks its own inputs first. In YARN
+cluster mode spark-submit reports the application's final state, not the driver's exit code, so
+a stage without input fails its task there.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, Param, Variable, task
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from airflow.task.trigger_rule import TriggerRule
 
 PROJECT_DIR = Variable.get("pm_project_dir", default=str(Path(__file__).resolve().parents[1]))
 DEFAULT_ENV = Variable.get("pm_env", default="local")
@@ -50,6 +58,22 @@ UPSTREAM: dict[str, list[str]] = {
 }
 # A data-quality stop is not transient: retrying validate would only fail again.
 NO_RETRY = {"validate"}
+# precision_marketing.cli.EXIT_MISSING_INPUT (not imported: parsing the DAG loads no pyspark).
+EXIT_MISSING_INPUT = 4
+
+
+class StageSubmit(SparkSubmitOperator):
+    """A job's spark-submit; the stage's "no input" exit skips the task instead of failing it."""
+
+    def execute(self, context: Any) -> None:
+        try:
+            super().execute(context)
+        except AirflowException as exc:
+            # The hook keeps the spark-submit process; its code is the driver's exit code.
+            process = getattr(self._hook, "_submit_sp", None)
+            if process is not None and process.returncode == EXIT_MISSING_INPUT:
+                raise AirflowSkipException(f"{self.task_id}: no input (see the task log)") from exc
+            raise
 
 
 def _package(env: str) -> dict[str, str]:
@@ -101,7 +125,7 @@ with DAG(
     package = task(task_id="package", retries=1)(_package)(env="{{ params.env }}")
 
     jobs = {
-        job: SparkSubmitOperator(
+        job: StageSubmit(
             task_id=job,
             conn_id=SPARK_CONN_ID,
             application=f"{PROJECT_DIR}/jobs/{job}.py",
@@ -116,6 +140,7 @@ with DAG(
                 "PYSPARK_DRIVER_PYTHON": f"{PROJECT_DIR}/.venv/bin/python",
             },
             retries=0 if job in NO_RETRY else default_args["retries"],
+            trigger_rule=TriggerRule.ALL_SUCCESS if job == "ingest" else TriggerRule.NONE_FAILED,
         )
         for job in UPSTREAM
     }

@@ -19,3 +19,14 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
     session = build_session(config, "precision-marketing-tests")
     yield session
     session.stop()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_cached_frames() -> Iterator[None]:
+    """Each module starts with the driver's storage memory free: a frame a failed test left
+    persisted would otherwise squeeze later modules' broadcasts (seen in CI as a
+    'Not enough memory to build and broadcast' error two modules later)."""
+    yield
+    active = SparkSession.getActiveSession()  # modules without Spark start none
+    if active is not None:
+        active.catalog.clearCache()

@@ -4,7 +4,9 @@ policy and holdout transforms on small frames."""
 from __future__ import annotations
 
 import json
+import logging
 import re
+import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -419,3 +421,42 @@ def test_a_suppression_file_with_an_unknown_channel_fails(
     with pytest.raises(Exception, match=r"suppression file typo\.csv: channel 'emial' is not one"):
         load_suppression(spark, config)
     assert not tables.is_delta(spark, tables.table_path(config, Layer.ACTIVATION, "suppression"))
+
+
+def test_campaigns_selecting_on_a_model_without_a_snapshot_match_nobody(
+    spark: SparkSession,
+    tmp_path_factory: pytest.TempPathFactory,
+    world: dict,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No segments and no propensity (a shop whose features were too few to cluster, a catalog
+    of views): publish still runs, the rfm-only campaign matches as before, and each criterion
+    that needs the missing tables is named in a warning."""
+    tmp = tmp_path_factory.mktemp("activation_partial")
+    config = make_config(tmp, f"activation.campaigns_file={fx.write_campaigns(tmp)}")
+    fx.write_world(spark, config)
+    for name in ("segments", "propensity"):
+        shutil.rmtree(tables.table_path(config, Layer.GOLD, name))
+    with caplog.at_level(logging.WARNING, logger="precision_marketing"):
+        run_stage(spark, config, "publish", D)
+    found = rows(activation(spark, config, "audiences"))
+    matched = {(r["campaign_id"], r["customer_id"]) for r in found}
+    before = {
+        (r["campaign_id"], r["customer_id"])
+        for r in world["first_rows"]
+        if r["campaign_id"] == "push-best"
+    }
+    assert len(before) == 4
+    assert matched == before
+    manifest = read_manifest(
+        spark, rows(activation(spark, config, "campaign_runs"))[0]["manifest_path"]
+    )
+    assert manifest.inputs["gold/segments"].version is None
+    assert manifest.inputs["gold/propensity"].version is None
+    warned = sorted(r.getMessage() for r in caplog.records if "matches nobody" in r.getMessage())
+    assert warned == [
+        f"publish: email-fans: segments (no gold/segments snapshot on or before {D}) "
+        "matches nobody",
+        f"publish: sms-budget: propensity_deciles (no gold/propensity snapshot on or before {D}) "
+        "matches nobody",
+    ]

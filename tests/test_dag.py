@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from precision_marketing.cli import EXIT_BAD_CONFIG, EXIT_DATA_QUALITY, EXIT_MISSING_INPUT
 from precision_marketing.submit import ROOT, submission
 
 AIRFLOW_PYTHON = ROOT / ".venv-airflow" / "bin" / "python"
@@ -130,7 +132,7 @@ def test_one_spark_submit_task_per_job_in_data_flow_order(loaded: dict[str, Any]
     tasks = loaded["tasks"]
     assert set(tasks) == {"package", *JOBS}
     assert tasks["package"]["type"] == "_PythonDecoratedOperator"
-    assert {tasks[job]["type"] for job in JOBS} == {"SparkSubmitOperator"}
+    assert {tasks[job]["type"] for job in JOBS} == {"StageSubmit"}
     edges = {(up, task) for task, t in tasks.items() for up in t["upstream"]}
     assert edges == EDGES
 
@@ -149,13 +151,21 @@ def test_each_task_submits_its_job_for_the_templated_run_date(loaded: dict[str, 
     assert loaded["params"] == {"env": "local"}
 
 
-def test_retries_except_for_validate_and_all_success_everywhere(loaded: dict[str, Any]) -> None:
+def test_retries_except_for_validate_and_skipped_inputs_do_not_stop_the_rest(
+    loaded: dict[str, Any],
+) -> None:
     tasks = loaded["tasks"]
     retries = {job: tasks[job]["retries"] for job in JOBS}
     assert retries == {job: 0 if job == "validate" else 2 for job in JOBS}
     assert {tasks[job]["retry_delay"] for job in JOBS} == {300.0}
-    # validate's exit code 3 fails its task, and all_success keeps everything after it waiting.
-    assert {t["trigger_rule"] for t in tasks.values()} == {"all_success"}
+    # validate's exit code 3 fails its task, and none_failed keeps everything after it waiting;
+    # a stage skipped for want of input (exit 4) lets the next ones run.
+    rules = {task: t["trigger_rule"] for task, t in tasks.items()}
+    assert rules == {
+        "package": "all_success",
+        "ingest": "all_success",
+        **{job: "none_failed" for job in JOBS if job != "ingest"},
+    }
 
 
 def test_the_rendered_command_ships_what_spark_submit_sh_ships(loaded: dict[str, Any]) -> None:
@@ -174,3 +184,63 @@ def test_the_rendered_command_ships_what_spark_submit_sh_ships(loaded: dict[str,
     properties = Path(option("--properties-file")).read_text().splitlines()
     assert dict(line.split("=", 1) for line in properties) == expected.conf
     assert "--conf" not in command
+
+
+# Runs in .venv-airflow: a job task's spark-submit (pyspark's own, local mode) runs an app that
+# exits with the code given, and the task's outcome is reported.
+EXECUTE = r"""
+import importlib.util, json, sys
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+spec = importlib.util.spec_from_file_location("pm_dag", sys.argv[1])
+dag_module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(dag_module)
+outcomes = {}
+for code in sys.argv[3:]:
+    task = dag_module.StageSubmit(
+        task_id=f"exit_{code}", conn_id="spark_local", application=sys.argv[2],
+        application_args=[code],
+    )
+    try:
+        task.execute({})
+        outcomes[code] = "succeeded"
+    except AirflowSkipException:
+        outcomes[code] = "skipped"
+    except AirflowException:
+        outcomes[code] = "failed"
+print(json.dumps(outcomes))
+"""
+
+
+def test_a_stage_without_input_skips_its_task_and_other_failures_fail_it(tmp_path: Path) -> None:
+    app = tmp_path / "exits.py"
+    app.write_text("import sys\nsys.exit(int(sys.argv[1]))\n")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "PYTHONPATH", "VIRTUAL_ENV"))
+    }
+    env.update(
+        AIRFLOW_HOME=str(tmp_path / "airflow_home"),
+        AIRFLOW_CONN_SPARK_LOCAL=json.dumps({"conn_type": "spark", "host": "local[1]"}),
+        # The pinned pyspark's spark-submit first on PATH, as the DAG's docstring asks.
+        PATH=f"{ROOT}/.venv/bin:{os.environ['PATH']}",
+        PYSPARK_PYTHON=sys.executable,
+    )
+    codes = ["0", str(EXIT_MISSING_INPUT), str(EXIT_BAD_CONFIG), str(EXIT_DATA_QUALITY)]
+    result = subprocess.run(
+        [str(AIRFLOW_PYTHON), "-c", EXECUTE, str(ROOT / "dags" / "precision_marketing.py"),
+         str(app), *codes],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "0": "succeeded",
+        "4": "skipped",
+        "2": "failed",
+        "3": "failed",
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, IntegerType, StringType, StructField, StructType
 
 from precision_marketing.config import Config
-from precision_marketing.features import categories
+from precision_marketing.features import categories, transforms
 from precision_marketing.features.rfm import NO_PURCHASE, RFM_GRID, rfm_segment
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
@@ -24,6 +24,7 @@ from tests.features_fixture import (
     BASE_EVENTS,
     BASE_ITEMS,
     BASE_LINES,
+    CUSTOMERS,
     LATE_CRM,
     LATE_EVENTS,
     LATE_LINES,
@@ -350,3 +351,31 @@ def test_rfm_grid_covers_every_cell_with_the_ten_classic_names() -> None:
         "Hibernating",
         "Lost",
     }
+
+
+def test_the_customer_base_is_the_crm_plus_active_customers_it_does_not_list(
+    spark: SparkSession,
+) -> None:
+    """K1 signed up before the date, K2 after it (out, though active), K3 only ever ordered;
+    without a CRM the active customers alone are the base, with null CRM attributes."""
+    as_of = date(2026, 6, 30)
+    updated = datetime(2026, 1, 1, tzinfo=UTC)
+    crm = spark.createDataFrame(
+        [
+            ("K1", None, None, "30-39", "F", "north", date(2025, 1, 1), "gold", True, None, None,
+             updated),
+            ("K2", None, None, "40-49", "M", "south", date(2026, 7, 5), "none", True, None, None,
+             updated),
+        ],
+        CUSTOMERS,
+    )  # fmt: skip
+    active = spark.createDataFrame([("K2",), ("K3",), ("K3",), ("K4",)], "customer_id string")
+
+    def base(history: DataFrame) -> list[tuple[Any, ...]]:
+        found = transforms.customer_base(history, active, as_of)
+        return sorted(
+            tuple(r) for r in found.select("customer_id", "region", "tenure_days").collect()
+        )
+
+    assert base(crm) == [("K1", "north", 545), ("K3", None, None), ("K4", None, None)]
+    assert base(crm.limit(0)) == [("K2", None, None), ("K3", None, None), ("K4", None, None)]

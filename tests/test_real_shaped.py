@@ -4,19 +4,14 @@ Each fixture is copied to a temp landing and run once by the `pipeline` job, wit
 conf/base.yaml's pipeline.steps. The tests then assert exact outputs: each step's status in
 ops/pipeline_runs, the rows of every silver table, and the rows of the gold tables.
 
-DRAFT written before the issue-14 branches merged (sources, features, windows, stages).
-- Numbers marked DATA follow from the fixture files alone. make.py's `expected_counts` and
-  the README derive them.
-- Numbers marked CONFIRM are the expected behaviour of code that did not exist when this file
-  was written. Check them when the branches merge, and fix the test or the code.
-The pipeline tests skip until Config has the `ingest` and `currency` sections. Remove that
-guard at merge time.
+Numbers marked DATA follow from the fixture files alone (make.py's `expected_counts` and the
+README derive them); the others are the suite's documented behaviour
+(docs/bring-your-own-data.md), each said where it is asserted.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import importlib.util
 import shutil
 import subprocess
@@ -41,12 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "real_shaped"
 ALL_STEPS = tuple(load_config("local").pipeline.steps)
 USD_RATE = 0.92
-
-_config_sections = {f.name for f in dataclasses.fields(Config)}
-needs_issue_14 = pytest.mark.skipif(
-    not {"ingest", "currency"} <= _config_sections,
-    reason="needs issue 14's ingest.sources_file and currency config (remove at merge)",
-)
 
 
 def _load_make() -> ModuleType:
@@ -111,7 +100,7 @@ class Case:
     fixture: str
     run_date: date
     overrides: tuple[str, ...]
-    steps: dict[str, str]  # step -> status in ops/pipeline_runs (CONFIRM: `no_input`)
+    steps: dict[str, str]  # step -> status in ops/pipeline_runs
     silver: dict[str, int]  # DATA (see each case)
     gold: dict[str, int] = field(default_factory=dict)  # table -> rows at the run date
     exclude: str = "bought"  # recommend.exclude the case runs with
@@ -131,9 +120,8 @@ CASES = {
                 f"ingest.sources_file={FIXTURES}/transactions_only/sources.yaml",
                 f"currency.rates={{USD: {USD_RATE}}}",
             ),
-            # CONFIRM: every stage has an input. publish: the CRM exists but has no consent
-            # columns, so it runs with empty audiences (or is no_input?); measure then has empty
-            # audiences (no_input?).
+            # Every stage has an input. publish: the CRM exists but has no consent columns, so
+            # every matched customer is excluded; measure runs on those audiences.
             steps=_ran(),
             # DATA: 133 invoices of one line, 40 CRM rows, 3 items, no events.
             silver={
@@ -145,17 +133,18 @@ CASES = {
             },
             gold={
                 "user_features": 40,  # DATA: every CRM customer signed up before the run date
-                "segments": 40,  # CONFIRM: one row per user_features row
-                "propensity": 40,  # CONFIRM: every customer of the run date's snapshot scored
+                "segments": 40,  # one row per user_features row
+                "propensity": 40,  # every customer of the run date's snapshot scored
                 "recommendations": 57,  # DATA if every unbought item is served (README)
-                "audiences": 0,  # CONFIRM: no consent column in the CRM -> nobody contactable
+                "audiences": 28,  # 3 campaigns match 12 + 8 + 8, none contactable (no consent)
             },
         ),
         Case(
             "views_only",
             date(2026, 6, 30),
             ("recommend.exclude=seen",),
-            steps=_ran("propensity", "publish", "measure"),  # CONFIRM (stages branch)
+            # No order lines to label, no CRM to contact, so no audiences to measure.
+            steps=_ran("propensity", "publish", "measure"),
             silver={
                 "events": 263,
                 "customers": 0,
@@ -164,8 +153,8 @@ CASES = {
                 "items": 15,
             },  # DATA (current tree: same, without the empty tables)
             gold={
-                "user_features": 40,  # CONFIRM: the customer base is the event customers
-                "segments": 40,  # CONFIRM
+                "user_features": 40,  # without a CRM the base is the active customers
+                "segments": 40,
                 "recommendations": 120,  # DATA: at most 9 of 15 seen, so 3 unseen each
             },
             exclude="seen",
@@ -174,9 +163,9 @@ CASES = {
             "no_crm",
             date(2026, 6, 30),
             (),
-            steps=_ran("publish", "measure"),  # CONFIRM (stages branch)
-            # DATA, assuming order_customer_known does not apply without a CRM (CONFIRM: the
-            # current tree quarantines all 82 rows and leaves order_lines empty).
+            steps=_ran("publish", "measure"),  # no CRM: nobody to contact
+            # DATA: order_customer_known passes (with a warning) while the CRM never had a row;
+            # 82 rows, one refund netted off its sale.
             silver={
                 "events": 417,
                 "customers": 0,
@@ -185,9 +174,9 @@ CASES = {
                 "items": 10,
             },
             gold={
-                "user_features": 30,  # CONFIRM: event and order customers, no CRM base
-                "segments": 30,  # CONFIRM
-                "propensity": 30,  # CONFIRM
+                "user_features": 30,  # event and order customers, no CRM base
+                "segments": 30,
+                "propensity": 30,
                 "recommendations": 90,  # DATA: everyone has >= 3 unbought items
             },
         ),
@@ -195,7 +184,7 @@ CASES = {
             "replay_1997",
             date(1998, 1, 1),
             (),
-            steps=_ran(),  # CONFIRM: measure runs (audiences + transactions exist)
+            steps=_ran(),  # measure runs: audiences and transactions exist
             silver={
                 "events": 0,
                 "customers": 50,
@@ -205,8 +194,8 @@ CASES = {
             },  # DATA (current tree: the same, events table aside)
             gold={
                 "user_features": 50,  # DATA: every customer signed up in 1997-Q1
-                "segments": 50,  # CONFIRM
-                "propensity": 50,  # CONFIRM
+                "segments": 50,
+                "propensity": 50,
                 "recommendations": 150,  # DATA: everyone has >= 3 unbought CDs
             },
         ),
@@ -236,7 +225,7 @@ def pipeline_run(spark: SparkSession, factory: pytest.TempPathFactory, name: str
         error: BaseException | None = None
         try:
             run_stage(spark, config, "pipeline", case.run_date)
-        except (Exception, SystemExit) as exc:  # CONFIRM: does a no_input stage end in exit 2?
+        except (Exception, SystemExit) as exc:  # kept for the assertion messages
             error = exc
         _runs[name] = Run(case, config, error)
     return _runs[name]
@@ -253,7 +242,6 @@ def step_statuses(spark: SparkSession, run: Run) -> dict[str, str]:
     return {r["step"]: r["status"] for r in runs.select("step", "status").collect()}
 
 
-@needs_issue_14
 @pytest.mark.parametrize("name", list(CASES))
 def test_each_stage_ran_or_said_no_input(
     spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, name: str
@@ -262,7 +250,6 @@ def test_each_stage_ran_or_said_no_input(
     assert step_statuses(spark, run) == run.case.steps, run.error
 
 
-@needs_issue_14
 @pytest.mark.parametrize("name", list(CASES))
 def test_every_silver_table_exists_with_exact_rows(
     spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, name: str
@@ -272,7 +259,6 @@ def test_every_silver_table_exists_with_exact_rows(
     assert counts == run.case.silver
 
 
-@needs_issue_14
 @pytest.mark.parametrize("name", list(CASES))
 def test_nothing_is_quarantined(
     spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, name: str
@@ -284,7 +270,6 @@ def test_nothing_is_quarantined(
         assert rows == 0, source
 
 
-@needs_issue_14
 @pytest.mark.parametrize("name", list(CASES))
 def test_gold_tables_have_exact_rows(
     spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, name: str
@@ -298,7 +283,6 @@ def test_gold_tables_have_exact_rows(
     assert counts == run.case.gold
 
 
-@needs_issue_14
 @pytest.mark.parametrize("name", list(CASES))
 def test_served_lists_exclude_what_the_customer_bought_or_saw_over_all_history(
     spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, name: str
@@ -322,7 +306,6 @@ def test_served_lists_exclude_what_the_customer_bought_or_saw_over_all_history(
     assert clashes.count() == 0
 
 
-@needs_issue_14
 def test_usd_amounts_are_converted_at_the_configured_rate(
     spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -333,14 +316,13 @@ def test_usd_amounts_are_converted_at_the_configured_rate(
     row: Any = lines.agg(
         F.sum("gross_amount").alias("eur"),
         F.collect_set("currency").alias("currencies"),
-        F.collect_set("original_currency").alias("originals"),  # CONFIRM: column name
+        F.collect_set("original_currency").alias("originals"),
     ).first()
     assert row["currencies"] == ["EUR"]
     assert row["originals"] == ["USD"]
     assert row["eur"] == pytest.approx(usd * USD_RATE, abs=0.01 * 133)  # rounding per line
 
 
-@needs_issue_14
 def test_a_currency_without_a_rate_stops_validate(
     spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -349,5 +331,5 @@ def test_a_currency_without_a_rate_stops_validate(
     shutil.copytree(FIXTURES / "transactions_only", root / "landing")
     config = make_config(root, f"ingest.sources_file={FIXTURES}/transactions_only/sources.yaml")
     run_stage(spark, config, "ingest", CASES["transactions_only"].run_date)
-    with pytest.raises(DataQualityError, match=r"USD.*133|133.*USD"):  # CONFIRM: message
+    with pytest.raises(DataQualityError, match=r"USD.*133|133.*USD"):
         run_stage(spark, config, "validate", CASES["transactions_only"].run_date)

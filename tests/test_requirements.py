@@ -22,6 +22,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from precision_marketing import contracts
+from precision_marketing.cli import EXIT_MISSING_INPUT
 from precision_marketing.config import Config
 from precision_marketing.ingest.read import bronze_schema
 from precision_marketing.io import tables
@@ -159,7 +160,7 @@ def test_the_job_exits_2_with_one_line_and_no_traceback(views_only: ViewsOnly) -
         check=False,
         env={**os.environ, "PYTHONPATH": f"{ROOT}/lib"},
     )
-    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.returncode == EXIT_MISSING_INPUT == 4, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1, result.stderr[-3000:]
     assert errors[0].endswith(

@@ -351,3 +351,68 @@ def test_the_default_sources_file_maps_the_contract_one_to_one() -> None:
     assert {n: (m.folder, m.fmt, m.read_columns()) for n, m in mapped.items()} == {
         n: (s.folder, s.fmt, {f: f for f in s.schema.fieldNames()}) for n, s in SOURCES.items()
     }
+
+
+def test_an_export_without_line_numbers_or_change_times_gets_them_derived(
+    spark: SparkSession, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lines are numbered by item, so a refund in a later file nets off its sale; a CRM
+    without updated_at holds since the epoch, and a later export replaces the current state."""
+    landing = tmp_path / "landing"
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        yaml.safe_dump(
+            {
+                "sources": {
+                    "transactions": {"format": "csv", "constants": {"currency": "EUR"}},
+                    "crm": {"format": "csv"},
+                }
+            }
+        )
+    )
+    config = make_config(tmp_path, f"ingest.sources_file={sources}")
+    header = "order_id,item_id,customer_id,quantity,unit_price,order_time,status\n"
+    batches = [
+        (
+            "A1,SKU1,C1,2,5.0,2011-06-01T10:00:00Z,completed\n"
+            "A1,SKU2,C1,1,8.0,2011-06-01T10:00:00Z,completed\n"
+            "A2,SKU2,C2,3,8.0,2011-06-02T11:00:00Z,completed\n",
+            "customer_id,signup_date,consent_email\nC1,2011-01-01,false\nC2,2011-02-01,true\n",
+        ),
+        (
+            "A1,SKU2,C1,1,8.0,2011-06-05T09:00:00Z,refunded\n",
+            "customer_id,signup_date,consent_email\nC1,2011-01-01,true\n",
+        ),
+    ]
+    for n, (orders, crm) in enumerate(batches, start=1):
+        for folder, text in (("transactions", header + orders), ("crm", crm)):
+            (landing / folder).mkdir(parents=True, exist_ok=True)
+            (landing / folder / f"export-{n}.csv").write_text(text)
+        with caplog.at_level(logging.WARNING, logger="precision_marketing"):
+            run_foundation(spark, config)
+    lines = silver(spark, config, "order_lines")
+    found = lines.select("order_id", "item_id", "line_no", "net_quantity", "status").collect()
+    assert sorted(tuple(r)[:2] + tuple(r)[3:] for r in found) == [
+        ("A1", "SKU1", 2, "completed"),
+        ("A1", "SKU2", 0, "refunded"),
+        ("A2", "SKU2", 3, "completed"),
+    ]
+    line_of = {(r["order_id"], r["item_id"]): r["line_no"] for r in found}
+    assert line_of[("A1", "SKU2")] == line_of[("A2", "SKU2")] > 0  # the item's number
+    assert line_of[("A1", "SKU1")] != line_of[("A1", "SKU2")]
+    customers = silver(spark, config, "customers").orderBy("customer_id")
+    assert [
+        tuple(r) for r in customers.select("customer_id", "consent_email", "updated_at").collect()
+    ] == [
+        ("C1", True, datetime(1970, 1, 1)),
+        ("C2", True, datetime(1970, 1, 1)),
+    ]
+    warnings = {r.getMessage() for r in caplog.records if "column:" in r.getMessage()}
+    assert warnings == {
+        "transactions: no line_no column: lines are numbered by item_id, so two lines of one "
+        "item in an order count as one (the later one); map line_no if the export has a line "
+        "number",
+        "crm: no updated_at column: every row counts as the customer's state since "
+        "1970-01-01T00:00:00Z (signup_date still decides who existed when); map updated_at to "
+        "keep CRM history point in time",
+    }

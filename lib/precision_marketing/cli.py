@@ -29,7 +29,9 @@ log = logging.getLogger("precision_marketing")
 EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2
 EXIT_DATA_QUALITY = 3
-EXIT_MISSING_INPUT = 2  # like a bad config: the user has something to provide, nothing crashed
+# Not a crash: a stage without its input (a shop with no CRM has no one to publish to). Its own
+# code, so a scheduler can skip the task (dags/) while a bad config (2) still fails it.
+EXIT_MISSING_INPUT = 4
 
 
 @dataclass(frozen=True)

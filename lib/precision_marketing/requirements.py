@@ -138,8 +138,8 @@ REQUIREMENTS: dict[str, Requirement] = {
     "ingest": Requirement(),
     "validate": Requirement(),
     "silver": Requirement(),
-    # Its customer base is silver/customer_history today: a CRM-less run yields a snapshot
-    # without rows, which `segment` then reports as its missing input.
+    # Its customer base is the CRM plus the active customers the CRM does not list
+    # (features.transforms.customer_base): any one of the three sources gives it customers.
     "features": Requirement(
         needs=(
             (
@@ -164,14 +164,12 @@ REQUIREMENTS: dict[str, Requirement] = {
         needs=((_silver("order_lines", "purchases to label"),),),
         reads=tuple((Layer.SILVER, t) for t in ("customers", "order_lines", "items")),
     ),
-    # The manifest pins every one of these (activation/manifest.SOURCES): none is optional.
+    # Segments, recommendations and propensity are optional (activation/manifest.SOURCES): a
+    # campaign selecting on one that has no snapshot matches nobody, with a warning.
     "publish": Requirement(
         needs=(
             (_silver("customers", "contact consent"),),
             (Need(Layer.GOLD, "user_features", "the customer base", Rows.UP_TO_RUN_DATE),),
-            (Need(Layer.GOLD, "segments", "segment criteria", Rows.UP_TO_RUN_DATE),),
-            (Need(Layer.GOLD, "recommendations", "recommendations", Rows.UP_TO_RUN_DATE),),
-            (Need(Layer.GOLD, "propensity", "deciles and expected value", Rows.UP_TO_RUN_DATE),),
         ),
         reads=((Layer.SILVER, "items"),),
     ),

@@ -21,7 +21,7 @@ class DataQualityError(RuntimeError):
 
 
 class MissingInputError(RuntimeError):
-    """A stage's required input is absent or empty: it stops before any work (exit 2).
+    """A stage's required input is absent or empty: it stops before any work (exit 4).
 
     The message is the whole story for the user (what the stage needs, what was missing, how to
     provide it), so it is shown as one line, without a traceback.

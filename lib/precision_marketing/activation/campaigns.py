@@ -97,8 +97,12 @@ def resolve_date(spec: str, run_date: date) -> date:
     return date.fromisoformat(spec.strip())
 
 
-def load_campaigns(path: Path, categories: Sequence[str]) -> list[Campaign]:
-    """The campaigns of a YAML file: `campaigns:` holding a list of campaign mappings."""
+def load_campaigns(path: Path, categories: Sequence[str] | None) -> list[Campaign]:
+    """The campaigns of a YAML file: `campaigns:` holding a list of campaign mappings.
+
+    `categories`: the ones category_affinity may name (features.top_categories, set by the
+    user); None leaves the names to `unknown_categories` (categories chosen from the data).
+    """
     source = path.name
     try:
         data = yaml.safe_load(path.read_text())
@@ -110,7 +114,7 @@ def load_campaigns(path: Path, categories: Sequence[str]) -> list[Campaign]:
 
 
 def parse_campaigns(
-    data: Any, categories: Sequence[str], source: str = "campaigns.yaml"
+    data: Any, categories: Sequence[str] | None, source: str = "campaigns.yaml"
 ) -> list[Campaign]:
     if not isinstance(data, dict) or set(data) != {"campaigns"}:
         raise ConfigError(f"{source}: the top level must be a mapping with one key, 'campaigns'")
@@ -133,7 +137,7 @@ def parse_campaigns(
     return campaigns
 
 
-def parse_campaign(raw: Any, categories: Sequence[str]) -> Campaign:
+def parse_campaign(raw: Any, categories: Sequence[str] | None) -> Campaign:
     """One campaign mapping -> Campaign; ConfigError names the field (without the campaign)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"expected a mapping, got {raw!r}")
@@ -151,14 +155,14 @@ def parse_campaign(raw: Any, categories: Sequence[str]) -> Campaign:
     return campaign
 
 
-def first_problem(c: Campaign, categories: Sequence[str]) -> str | None:
+def first_problem(c: Campaign, categories: Sequence[str] | None) -> str | None:
     """The first invalid field of `c`, as '<field> <what is wrong>', or None."""
     for problem in _problems(c, categories):
         return problem
     return None
 
 
-def _problems(c: Campaign, categories: Sequence[str]) -> Any:
+def _problems(c: Campaign, categories: Sequence[str] | None) -> Any:
     if not ID_PATTERN.fullmatch(c.id):
         yield f"id must be 1-64 of a-z, 0-9, '-', '_' (not starting with - or _), got {c.id!r}"
     if not 0.0 <= c.holdout_share < 1.0:
@@ -190,7 +194,12 @@ def _date_problems(c: Campaign) -> Any:
         yield f"end_date must not be before start_date, got {c.start_date} .. {c.end_date}"
 
 
-def _rule_problems(rule: AudienceRule, categories: Sequence[str]) -> Any:
+def unknown_categories(c: Campaign, categories: Sequence[str]) -> list[str]:
+    """The categories c's audience names that the features do not describe."""
+    return [a.category for a in c.audience.category_affinity if a.category not in categories]
+
+
+def _rule_problems(rule: AudienceRule, categories: Sequence[str] | None) -> Any:
     if rule.segments is not None and not rule.segments:
         yield "audience.segments must list at least one segment id or name"
     if rule.rfm_segments is not None:
@@ -208,7 +217,7 @@ def _rule_problems(rule: AudienceRule, categories: Sequence[str]) -> Any:
         )
     for n, affinity in enumerate(rule.category_affinity):
         where = f"audience.category_affinity[{n}]"
-        if affinity.category not in categories:
+        if categories is not None and affinity.category not in categories:
             yield (
                 f"{where}.category must be one of features.top_categories "
                 f"({', '.join(categories)}), got {affinity.category!r}"

@@ -27,7 +27,12 @@ from pyspark.sql.types import (
 )
 
 from precision_marketing.activation import exports, policy
-from precision_marketing.activation.campaigns import CHANNELS, Campaign, load_campaigns
+from precision_marketing.activation.campaigns import (
+    CHANNELS,
+    Campaign,
+    load_campaigns,
+    unknown_categories,
+)
 from precision_marketing.activation.manifest import (
     CONTACT_HISTORY,
     SUPPRESSION,
@@ -38,6 +43,7 @@ from precision_marketing.activation.manifest import (
     new_manifest,
     pin_inputs,
     summary,
+    unusable_criteria,
 )
 from precision_marketing.config import Config
 from precision_marketing.features import categories as feature_categories
@@ -92,10 +98,11 @@ def publish(ctx: JobContext) -> None:
     """The stage after its input check (a failure test calls it with a gold snapshot missing)."""
     spark, config, run_date = ctx.spark, ctx.config, ctx.run_date
     with step(log, "publish campaigns") as s:
-        defined = load_campaigns(
-            config.campaigns_path(), feature_categories.configured_or_stored(spark, config)
+        defined = load_campaigns(config.campaigns_path(), config.features.top_categories)
+        due = described(
+            [c.resolved(run_date) for c in defined if c.sends_on(run_date)],
+            feature_categories.configured_or_stored(spark, config),
         )
-        due = [c.resolved(run_date) for c in defined if c.sends_on(run_date)]
         s.rows(defined=len(defined), sending=len(due))
     if not due:
         log.info("publish: no campaign of %s sends on %s", config.campaigns_path(), run_date)
@@ -114,6 +121,26 @@ def publish(ctx: JobContext) -> None:
         files.delete(spark, staging)
 
 
+def described(campaigns: list[Campaign], categories: Sequence[str]) -> list[Campaign]:
+    """The campaigns whose category criteria the features describe; the others are left out
+    with a warning (categories chosen from the data need not be the ones campaigns.yaml
+    was written for; a list set in features.top_categories was checked on load)."""
+    kept = []
+    for campaign in campaigns:
+        unknown = unknown_categories(campaign, categories)
+        if unknown:
+            log.warning(
+                "publish: campaign '%s' left out: its audience names %s, not among the "
+                "categories the features describe (%s)",
+                campaign.id,
+                ", ".join(repr(c) for c in unknown),
+                ", ".join(categories),
+            )
+        else:
+            kept.append(campaign)
+    return kept
+
+
 def _publish(ctx: JobContext, due: list[Campaign], manifest_file: str, staging: str) -> None:
     spark, config, run_date = ctx.spark, ctx.config, ctx.run_date
     with step(log, "publish suppression list") as s:
@@ -129,6 +156,8 @@ def _publish(ctx: JobContext, due: list[Campaign], manifest_file: str, staging: 
         )
         files.write_text(spark, manifest_file, manifest.to_json())
         log.info("publish inputs (version, as_of_date): %s", summary(manifest))
+        for unusable in unusable_criteria(manifest):
+            log.warning("publish: %s matches nobody", unusable)
     with step(log, "publish audiences") as s:
         audiences = build_audiences(spark, config, manifest)
         sizes = group_sizes(audiences)

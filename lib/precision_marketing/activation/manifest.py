@@ -14,11 +14,19 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DateType, StringType, StructField, StructType
+from pyspark.sql.types import (
+    DateType,
+    DoubleType,
+    IntegerType,
+    StringType,
+    StructField,
+    StructType,
+)
 
 from precision_marketing.activation import audience, policy
 from precision_marketing.activation.campaigns import Campaign
@@ -48,22 +56,57 @@ SUPPRESSION_SCHEMA = StructType(
 )
 
 
+# What audience.customer_base reads of the optional gold tables, when one has no snapshot.
+SEGMENTS_READ = StructType(
+    [
+        StructField("customer_id", StringType(), False),
+        StructField("segment_id", IntegerType(), False),
+        StructField("segment_name", StringType(), False),
+    ]
+)
+RECOMMENDATIONS_READ = StructType(
+    [
+        StructField("customer_id", StringType(), False),
+        StructField("item_id", StringType(), False),
+        StructField("rank", IntegerType(), False),
+    ]
+)
+PROPENSITY_READ = StructType(
+    [
+        StructField("customer_id", StringType(), False),
+        StructField("decile", IntegerType(), False),
+        StructField("expected_value", DoubleType(), True),
+    ]
+)
+
+
 @dataclass(frozen=True)
 class Source:
     layer: Layer
     name: str
     snapshot: bool  # a gold table with as_of_date: the latest snapshot on or before the run
     required: bool
-    empty_schema: StructType | None = None  # how an optional table reads before it exists
+    empty_schema: StructType | None = None  # how an optional table reads without rows
+    # The campaign criterion that reads it (an optional gold table); it matches nobody without.
+    criterion: str | None = None
 
 
 SOURCES: dict[str, Source] = {
     f"{s.layer.value}/{s.name}": s
     for s in (
         Source(Layer.GOLD, "user_features", snapshot=True, required=True),
-        Source(Layer.GOLD, "segments", snapshot=True, required=True),
-        Source(Layer.GOLD, "recommendations", snapshot=True, required=True),
-        Source(Layer.GOLD, "propensity", snapshot=True, required=True),
+        # A shop without events has no segments when features are too few, a catalog of views
+        # has no propensity: campaigns that do not select on them still publish.
+        Source(Layer.GOLD, "segments", True, False, SEGMENTS_READ, "segments"),
+        Source(
+            Layer.GOLD,
+            "recommendations",
+            True,
+            False,
+            RECOMMENDATIONS_READ,
+            "requires_recommendations",
+        ),
+        Source(Layer.GOLD, "propensity", True, False, PROPENSITY_READ, "propensity_deciles"),
         Source(Layer.SILVER, "customers", snapshot=False, required=True),
         Source(Layer.SILVER, "items", snapshot=False, required=True),
         Source(Layer.ACTIVATION, CONTACT_HISTORY, False, False, CONTACT_HISTORY_SCHEMA),
@@ -74,7 +117,8 @@ SOURCES: dict[str, Source] = {
 
 @dataclass(frozen=True)
 class InputPin:
-    version: int | None  # None: the (optional) table did not exist yet and read as empty
+    # None: the (optional) table did not exist yet, or had no snapshot: it reads as empty
+    version: int | None
     as_of_date: str | None = None  # the gold snapshot read
 
 
@@ -118,14 +162,17 @@ def read_manifest(spark: SparkSession, path: str) -> Manifest:
 
 
 def pin_inputs(spark: SparkSession, config: Config, run_date: date) -> dict[str, InputPin]:
-    """The current version of every input, and each gold table's latest snapshot <= run date."""
+    """The current version of every input, and each gold table's latest snapshot <= run date.
+
+    An optional gold table without such a snapshot is pinned as absent (it reads as empty).
+    """
     versions = {}
     for key, source in SOURCES.items():
         path = tables.table_path(config, source.layer, source.name)
         versions[key] = tables.version(spark, path)
         if versions[key] is None and source.required:
             raise RuntimeError(f"no {key} table at {path}: run the stage that writes it first")
-    snapshots = [key for key, source in SOURCES.items() if source.snapshot]
+    snapshots = [k for k, s in SOURCES.items() if s.snapshot and versions[k] is not None]
     latest_per_table = [
         read_pinned(spark, config, key, InputPin(versions[key]))
         .where(F.col("as_of_date") <= F.lit(run_date))
@@ -134,17 +181,42 @@ def pin_inputs(spark: SparkSession, config: Config, run_date: date) -> dict[str,
         for key in snapshots
     ]
     # One Spark job for all tables; bounded: one row per gold table.
-    union = latest_per_table[0]
-    for df in latest_per_table[1:]:
-        union = union.unionByName(df)
-    latest = {r["table"]: r["as_of_date"] for r in union.collect()}
-    for key in snapshots:
-        if latest[key] is None:
-            raise RuntimeError(f"{key} has no snapshot on or before {run_date}")
-    return {
-        key: InputPin(versions[key], latest[key].isoformat() if key in snapshots else None)
-        for key in SOURCES
+    latest = {
+        r["table"]: r["as_of_date"]
+        for r in reduce(DataFrame.unionByName, latest_per_table).collect()
     }
+    pins = {key: InputPin(versions[key]) for key in SOURCES}
+    for key in snapshots:
+        if latest[key] is not None:
+            pins[key] = InputPin(versions[key], latest[key].isoformat())
+        elif SOURCES[key].required:
+            raise RuntimeError(f"{key} has no snapshot on or before {run_date}")
+        else:
+            pins[key] = InputPin(None)
+    return pins
+
+
+def unusable_criteria(manifest: Manifest) -> list[str]:
+    """'<campaign>: <criterion> (no <table> snapshot)' for each criterion that matches nobody."""
+    absent = {
+        s.criterion: key
+        for key, s in SOURCES.items()
+        if s.criterion is not None and manifest.inputs[key].version is None
+    }
+    found = []
+    for campaign in manifest.campaigns:
+        rule = campaign.audience
+        used = {
+            "segments": rule.segments is not None,
+            "propensity_deciles": rule.propensity_deciles is not None,
+            "requires_recommendations": rule.requires_recommendations,
+        }
+        found += [
+            f"{campaign.id}: {criterion} (no {key} snapshot on or before {manifest.run_date})"
+            for criterion, key in absent.items()
+            if used[criterion]
+        ]
+    return found
 
 
 def read_pinned(spark: SparkSession, config: Config, key: str, pin: InputPin) -> DataFrame:

@@ -56,11 +56,13 @@ def run(ctx: JobContext) -> None:
                 log.info("interest topics: %s", ", ".join(topics.names))
             s.rows(documents=topics.documents, topics=len(topics.names))
         with step(log, "features aggregate") as s:
+            orders = transforms.order_features(lines, items, as_of, params.windows_days, categories)
+            active = behaviour.select("customer_id").unionByName(orders.select("customer_id"))
             unscored = keep(
                 transforms.assemble(
-                    transforms.customers_as_of(silver("customer_history"), as_of),
+                    transforms.customer_base(silver("customer_history"), active, as_of),
                     behaviour.drop(transforms.TOUCHED_TERMS),
-                    transforms.order_features(lines, items, as_of, params.windows_days, categories),
+                    orders,
                     topics.tags,
                     as_of,
                     params.windows_days,

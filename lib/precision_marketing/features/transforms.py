@@ -71,6 +71,18 @@ def customers_as_of(history: DataFrame, as_of: date) -> DataFrame:
     )
 
 
+def customer_base(history: DataFrame, active: DataFrame, as_of: date) -> DataFrame:
+    """Who a snapshot describes: the CRM's customers as of `as_of`, plus customers with activity
+    before it (`active`: customer_id) that the CRM has never listed, with null CRM attributes.
+
+    Without a CRM the base is the active customers alone; a customer the CRM lists with a later
+    signup stays out, as customers_as_of has it.
+    """
+    listed = history.select("customer_id")
+    unlisted = active.select("customer_id").distinct().join(listed, "customer_id", "left_anti")
+    return customers_as_of(history, as_of).unionByName(unlisted, allowMissingColumns=True)
+
+
 # The event columns features read: an explicit projection keeps the other silver columns out of
 # the scans (three of them: device owners, known and anonymous events).
 EVENT_COLUMNS = (

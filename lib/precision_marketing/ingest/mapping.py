@@ -9,6 +9,7 @@ flows through the pipeline as an empty batch.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,44 @@ from precision_marketing.contracts import SOURCES, Source
 _OFFSET_LETTERS = re.compile(r"[XxZOVz]")
 # An ISO text that already ends in an offset (Z, +01, +0100, +01:00).
 _HAS_OFFSET = r"(Z|[+-]\d{2}(:?\d{2})?)$"
+
+
+# A CRM or catalog export without a change time: every row counts as known since then, so a
+# customer exists from signup_date on (point-in-time features); a later export of the same
+# customer replaces it (silver keeps the newest batch on equal times).
+KNOWN_SINCE_EVER = "1970-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """What fills a contract field that the files do not have at all, and the warning said."""
+
+    value: Callable[[Mapping[str, Column]], Column]  # from the row's other contract fields
+    consequence: str
+
+
+def _line_of_item(fields: Mapping[str, Column]) -> Column:
+    """Numbers an order's line by its item, stably across files, so a later refund of the same
+    item matches its sale (a positive int: 1 + hash mod 2^31 - 1)."""
+    return (F.pmod(F.xxhash64(fields["item_id"]), F.lit(2**31 - 1)) + 1).cast("int")
+
+
+FALLBACKS: dict[tuple[str, str], Fallback] = {
+    ("transactions", "line_no"): Fallback(
+        _line_of_item,
+        "lines are numbered by item_id, so two lines of one item in an order count as one "
+        "(the later one); map line_no if the export has a line number",
+    ),
+    ("crm", "updated_at"): Fallback(
+        lambda _: F.lit(KNOWN_SINCE_EVER),
+        f"every row counts as the customer's state since {KNOWN_SINCE_EVER} (signup_date "
+        "still decides who existed when); map updated_at to keep CRM history point in time",
+    ),
+    ("catalog", "updated_at"): Fallback(
+        lambda _: F.lit(KNOWN_SINCE_EVER),
+        f"every row counts as the item's state since {KNOWN_SINCE_EVER}",
+    ),
+}
 
 
 @dataclass(frozen=True)

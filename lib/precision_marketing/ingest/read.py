@@ -16,7 +16,14 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
 from precision_marketing.contracts import Source
-from precision_marketing.ingest.mapping import MappedSource, as_contract, bronze_date, bronze_time
+from precision_marketing.ingest.mapping import (
+    FALLBACKS,
+    Fallback,
+    MappedSource,
+    as_contract,
+    bronze_date,
+    bronze_time,
+)
 from precision_marketing.io import files
 
 log = logging.getLogger(__name__)
@@ -169,6 +176,7 @@ def _to_contract(
     source, mapping = mapped.source, mapped.mapping
     dtypes = {f.name: f.dataType for f in raw.schema.fields}
     typed: dict[str, Column] = {}
+    fallbacks: dict[str, Fallback | None] = {}
     cast_failed: list[Column] = []
     for field in source.schema.fields:
         column = mapped.column_of(field.name)
@@ -177,6 +185,7 @@ def _to_contract(
             continue
         if column not in present:
             typed[field.name] = F.lit(None).cast(field.dataType)
+            fallbacks[field.name] = FALLBACKS.get((source.name, field.name))
             continue
         value, dtype = F.col(f"`{column}`"), dtypes[column]
         if field.name in source.time_fields:
@@ -191,6 +200,10 @@ def _to_contract(
             cast = value.try_cast(field.dataType)
             typed[field.name] = cast
             cast_failed.append(value.isNotNull() & cast.isNull())
+    for name, fallback in fallbacks.items():
+        if fallback is not None:
+            log.warning("%s: no %s column: %s", mapped.name, name, fallback.consequence)
+            typed[name] = fallback.value(typed).cast(source.schema[name].dataType)
     any_cast_failed = reduce(Column.__or__, cast_failed, F.lit(False))
     return raw.select(
         *[value.alias(name) for name, value in typed.items()],

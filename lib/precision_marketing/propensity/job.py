@@ -347,12 +347,11 @@ def evaluate_model(r: Run, validation: DataFrame, name: str, score: str) -> repo
 
 
 def scoring_frame(r: Run, inputs: Inputs) -> DataFrame:
-    """Every active customer at the run date with its snapshot features (null when a customer
-    has no snapshot row yet: the model imputes them)."""
+    """Every customer of the run date's snapshot (the features' customer base: the CRM's and
+    the active ones it does not list) with its features."""
     as_of = r.ctx.run_date
     snapshot = inputs.features.where(F.col("as_of_date") == F.lit(as_of)).drop("as_of_date")
-    customers = transforms.active_customers(inputs.customers, as_of)
-    joined = customers.join(snapshot, "customer_id", "left").withColumn(
+    joined = snapshot.withColumn(
         RECENTLY_ACTIVE, transforms.recently_active(r.cfg.churn_active_days)
     )
     reach = inputs.snapshot(as_of).select(transforms.HISTORY_DAYS).limit(1)

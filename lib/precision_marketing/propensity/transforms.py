@@ -133,12 +133,3 @@ def with_class_weights(df: DataFrame, label: str = LABEL, out: str = WEIGHT) -> 
         .otherwise(F.col("_n") / (2.0 * (F.col("_n") - F.col("_pos"))))
     )
     return df.crossJoin(F.broadcast(counts)).withColumn(out, weight).drop("_n", "_pos")
-
-
-def active_customers(customers: DataFrame, as_of: date) -> DataFrame:
-    """Customers signed up before as_of (or of unknown signup): recommend's notion of active."""
-    return (
-        customers.where(F.col("signup_date").isNull() | (F.col("signup_date") < F.lit(as_of)))
-        .select("customer_id")
-        .distinct()
-    )

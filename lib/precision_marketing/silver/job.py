@@ -73,7 +73,7 @@ SILVER_TABLES = (
         insert_only=True,
         partition_by=("event_date",),
     ),
-    SilverTable("crm", "customers", ("customer_id",), _customers, "s.updated_at > t.updated_at"),
+    SilverTable("crm", "customers", ("customer_id",), _customers, "s.updated_at >= t.updated_at"),
     SilverTable(
         "crm",
         "customer_history",
@@ -82,7 +82,7 @@ SILVER_TABLES = (
         insert_only=True,
     ),
     SilverTable("transactions", "order_lines", ("order_id", "line_no"), _order_lines),
-    SilverTable("catalog", "items", ("item_id",), _items, "s.updated_at > t.updated_at"),
+    SilverTable("catalog", "items", ("item_id",), _items, "s.updated_at >= t.updated_at"),
 )
 
 
