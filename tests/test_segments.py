@@ -28,7 +28,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from precision_marketing.config import Config, ConfigError
+from precision_marketing.config import Config, ConfigError, SegmentConfig
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.segments import model, naming
@@ -402,3 +402,11 @@ def test_too_few_usable_features_stop_with_a_config_error(
         "email_open_rate (all null), sessions (all null), discount_order_share (constant)."
     )
     assert not Path(model_dir(config, WEEK1.isoformat())).exists()
+
+
+@pytest.mark.parametrize(
+    ("customers", "expected"), [(40, range(2, 5)), (15, range(2, 3)), (1_000, range(2, 11))]
+)
+def test_k_max_shrinks_with_the_customer_count(customers: int, expected: range) -> None:
+    params = SegmentConfig(k_min=2, k_max=10, min_segment_customers=10)
+    assert model.k_range(params, customers) == expected

@@ -133,6 +133,8 @@ class SegmentConfig:
     k: int | None = None  # a fixed k; None chooses k in [k_min, k_max] by silhouette
     k_min: int = 2
     k_max: int = 10
+    # k is at most customers / this: 40 customers do not make 10 segments worth a campaign.
+    min_segment_customers: int = 10
     seed: int = 42
     max_iter: int = 40
     # user_features columns the model sees; log_features get log1p (skewed counts, amounts).

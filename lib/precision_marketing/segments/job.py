@@ -162,7 +162,7 @@ def run(ctx: JobContext) -> None:
                 sample = keep(
                     prepared.sample(fraction=params.selection_sample / n, seed=params.seed)
                 )
-            k, scores, fits = model.select_k(sample, params)
+            k, scores, fits = model.select_k(sample, params, n)
             s.rows(k=k, **{f"k{key}": round(v * 1000) for key, v in scores.items()})
             log.info("silhouette by k: %s", {key: round(v, 4) for key, v in scores.items()})
         with step(log, "segment fit") as s:

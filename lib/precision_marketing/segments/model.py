@@ -7,6 +7,7 @@ KMeans. Everything brought to the driver here is bounded by k and the number of 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -31,6 +32,8 @@ from precision_marketing.features import availability
 
 VECTOR = "features_scaled"
 CLUSTER = "cluster"
+
+log = logging.getLogger(__name__)
 
 
 def model_column(feature: str) -> str:
@@ -116,20 +119,35 @@ def silhouette(predictions: DataFrame) -> float:
     return float(evaluator.evaluate(predictions))
 
 
+def k_range(params: SegmentConfig, customers: int) -> range:
+    """[k_min, k_max], k_max lowered to customers / min_segment_customers (never below k_min):
+    on a small shop silhouette keeps rising with k towards segments of two or three."""
+    if not 2 <= params.k_min <= params.k_max:
+        raise ConfigError("segment: need 2 <= k_min <= k_max")
+    k_max = min(params.k_max, max(params.k_min, customers // params.min_segment_customers))
+    if k_max < params.k_max:
+        log.info(
+            "segment: k_max %d lowered to %d for %d customers (segment.min_segment_customers=%d)",
+            params.k_max,
+            k_max,
+            customers,
+            params.min_segment_customers,
+        )
+    return range(params.k_min, k_max + 1)
+
+
 def select_k(
-    prepared: DataFrame, params: SegmentConfig
+    prepared: DataFrame, params: SegmentConfig, customers: int
 ) -> tuple[int, dict[int, float], dict[int, KMeansModel]]:
-    """The k in [k_min, k_max] with the best silhouette, every k's score and fitted model.
+    """The k of `k_range` with the best silhouette, every k's score and fitted model.
 
     `prepared` should be persisted (and sampled to segment.selection_sample by the caller):
     each k fits and scores it once.
     """
     if params.k is not None:
         return params.k, {}, {}
-    if not 2 <= params.k_min <= params.k_max:
-        raise ConfigError("segment: need 2 <= k_min <= k_max")
     scores, models = {}, {}
-    for k in range(params.k_min, params.k_max + 1):
+    for k in k_range(params, customers):
         models[k] = kmeans(k, params).fit(prepared)
         scores[k] = silhouette(models[k].transform(prepared))
     best = max(scores, key=lambda k: (scores[k], -k))  # ties: the smaller k

@@ -161,12 +161,17 @@ def render(
     _pca_chart(projection, segments, out / "pca.png")
     _silhouette_chart(scores, chosen_k, out / "silhouette.png")
     e = html.escape
+    # A profile column without a value in any segment (a source the shop does not have) says
+    # nothing: "features left out" already names what the data lacks.
+    profile_features = [
+        f for f in profile_features if any(s.profile.medians.get(f) is not None for s in segments)
+    ]
     head = "".join(f"<th>{e(f)}</th>" for f in profile_features)
     body = "".join(
         f"<tr><td>{s.id}</td><td>{e(s.name)}</td><td>{s.profile.size:,}</td>"
         f"<td>{s.profile.share:.1%}</td>"
         + "".join(f"<td>{_cell(s.profile.medians.get(f))}</td>" for f in profile_features)
-        + f"<td>{e(s.description)}</td></tr>"
+        + f'<td class="text">{e(s.description)}</td></tr>'
         for s in segments
     )
     fact_rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts.items())
@@ -177,13 +182,15 @@ def render(
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{e(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}img{{max-width:100%}}
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;white-space:nowrap}}
+td.text{{white-space:normal;min-width:28em}}.scroll{{overflow-x:auto}}img{{max-width:100%}}
 figure{{display:inline-block;margin:1em;vertical-align:top}}</style></head>
 <body><h1>{e(title)}</h1>
 <table>{fact_rows}</table>
 <h2>Segments (medians)</h2>
-<table><tr><th>id</th><th>name</th><th>size</th><th>share</th>{head}<th>description</th></tr>
-{body}</table>
+<div class="scroll"><table>
+<tr><th>id</th><th>name</th><th>size</th><th>share</th>{head}<th>description</th></tr>
+{body}</table></div>
 {images}
 </body></html>
 """
