@@ -15,6 +15,7 @@ import subprocess
 import sys
 from contextlib import redirect_stdout
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -84,16 +85,12 @@ def test_the_pipeline_runs_what_the_sources_allow(
         "validate": "succeeded",
         "silver": "succeeded",
         "features": "succeeded",
-        "segment": "no_input",  # no CRM: gold/user_features has no customer for the run date
+        "segment": "succeeded",  # no CRM: the customers with events are the base
         "recommend": "succeeded",  # product views are interactions
         "propensity": "no_input",
         "publish": "no_input",
         "measure": "no_input",
     }
-    assert found["segment"][1] == (
-        f"segment needs gold/user_features for {RUN_DATE} (customers to cluster); it has no rows "
-        f"for {RUN_DATE}: run features for {RUN_DATE} (it needs inputs of its own)"
-    )
     assert found["propensity"][1] == (
         "propensity needs silver/order_lines (purchases to label); it is empty: map a "
         "transactions source (docs/bring-your-own-data.md)"
@@ -115,12 +112,24 @@ def test_the_summary_says_which_sources_each_step_ran_on(views_only: ViewsOnly) 
         ("validate", "succeeded", "on: events, catalog"),
         ("silver", "succeeded", "on: events, catalog"),
         ("features", "succeeded", "on: events, catalog"),
-        ("segment", "no_input", f"needs gold/user_features for {RUN_DATE}"),
+        ("segment", "succeeded", "on: events, catalog"),
         ("recommend", "succeeded", "on: events, catalog"),
         ("propensity", "no_input", "needs silver/order_lines"),
         ("publish", "no_input", "needs silver/customers"),
         ("measure", "no_input", "needs activation/audiences"),
     ]
+
+
+def test_segment_alone_stops_without_the_dates_features(
+    spark: SparkSession, views_only: ViewsOnly
+) -> None:
+    later = RUN_DATE + timedelta(days=1)
+    expected = (
+        f"segment needs gold/user_features for {later} (customers to cluster); it has no rows "
+        f"for {later}: run features for {later} (it needs inputs of its own)"
+    )
+    with pytest.raises(MissingInputError, match=f"^{re.escape(expected)}$"):
+        run_stage(spark, views_only.config, "segment", later)
 
 
 def test_propensity_alone_stops_naming_order_lines(
@@ -145,7 +154,7 @@ def test_recommend_needs_purchases_or_product_events(
     )
 
 
-def test_the_job_exits_2_with_one_line_and_no_traceback(views_only: ViewsOnly) -> None:
+def test_the_job_exits_4_with_one_line_and_no_traceback(views_only: ViewsOnly) -> None:
     """Through jobs/propensity.py in its own process (the cli stops its session)."""
     config = views_only.config
     storage = [f"storage.{k}={getattr(config.storage, k)}" for k in ("landing", "warehouse")]

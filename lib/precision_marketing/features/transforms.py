@@ -52,11 +52,31 @@ def safe_name(value: str) -> str:
     return "_".join("".join(c if c.isalnum() else " " for c in value.lower()).split())
 
 
+def signed_up(as_of: date) -> Column:
+    """A CRM customer exists from signup on (an unknown signup: always)."""
+    return F.col("signup_date").isNull() | (F.col("signup_date") < F.lit(as_of))
+
+
+def signed_up_before(customers: DataFrame, as_of: date) -> DataFrame:
+    """customer_id of the CRM's customers (current state) who existed before `as_of`."""
+    return customers.where(signed_up(as_of)).select("customer_id").distinct()
+
+
+def unlisted(crm: DataFrame, active: DataFrame) -> DataFrame:
+    """customer_id of the active customers (`active`: customer_id) the CRM never listed: without
+    a CRM, every one of them."""
+    return (
+        active.select("customer_id")
+        .distinct()
+        .join(crm.select("customer_id"), "customer_id", "left_anti")
+    )
+
+
 def customers_as_of(history: DataFrame, as_of: date) -> DataFrame:
     """The CRM state each customer had just before `as_of`; not-yet-signed-up ones are dropped."""
     known = history.where(F.col("updated_at") < as_of_ts(as_of))
     latest = latest_per_key(known, ["customer_id"], [F.col("updated_at").desc()])
-    current = latest.where(F.col("signup_date").isNull() | (F.col("signup_date") < F.lit(as_of)))
+    current = latest.where(signed_up(as_of))
     return current.select(
         "customer_id",
         "age_band",
@@ -78,9 +98,9 @@ def customer_base(history: DataFrame, active: DataFrame, as_of: date) -> DataFra
     Without a CRM the base is the active customers alone; a customer the CRM lists with a later
     signup stays out, as customers_as_of has it.
     """
-    listed = history.select("customer_id")
-    unlisted = active.select("customer_id").distinct().join(listed, "customer_id", "left_anti")
-    return customers_as_of(history, as_of).unionByName(unlisted, allowMissingColumns=True)
+    return customers_as_of(history, as_of).unionByName(
+        unlisted(history, active), allowMissingColumns=True
+    )
 
 
 # The event columns features read: an explicit projection keeps the other silver columns out of

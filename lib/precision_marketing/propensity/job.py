@@ -27,6 +27,7 @@ from precision_marketing import windows
 from precision_marketing.config import Config, ConfigError, PropensityConfig
 from precision_marketing.features import availability
 from precision_marketing.features import job as features_job
+from precision_marketing.features.transforms import signed_up_before
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.propensity import evaluate, model, report, transforms
@@ -347,11 +348,16 @@ def evaluate_model(r: Run, validation: DataFrame, name: str, score: str) -> repo
 
 
 def scoring_frame(r: Run, inputs: Inputs) -> DataFrame:
-    """Every customer of the run date's snapshot (the features' customer base: the CRM's and
-    the active ones it does not list) with its features."""
+    """The run date's snapshot (the CRM's customers and the active ones it never listed), and
+    the CRM's current customers it misses (null features: the model imputes them)."""
     as_of = r.ctx.run_date
     snapshot = inputs.features.where(F.col("as_of_date") == F.lit(as_of)).drop("as_of_date")
-    joined = snapshot.withColumn(
+    customers = (
+        signed_up_before(inputs.customers, as_of)
+        .unionByName(snapshot.select("customer_id"))
+        .distinct()
+    )
+    joined = customers.join(snapshot, "customer_id", "left").withColumn(
         RECENTLY_ACTIVE, transforms.recently_active(r.cfg.churn_active_days)
     )
     reach = inputs.snapshot(as_of).select(transforms.HISTORY_DAYS).limit(1)

@@ -24,7 +24,7 @@ from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
 from precision_marketing import windows
 from precision_marketing.config import Config, RecommendConfig
-from precision_marketing.features.transforms import customer_base
+from precision_marketing.features.transforms import signed_up_before, unlisted
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.recommend import (
@@ -83,7 +83,7 @@ class Inputs:
     events: DataFrame
     order_lines: DataFrame
     items: DataFrame
-    customer_history: DataFrame
+    customers: DataFrame
     segments: DataFrame | None  # gold/segments, when the segment stage has run
 
 
@@ -94,11 +94,7 @@ def read_inputs(spark: SparkSession, config: Config) -> Inputs:
     segments_path = tables.table_path(config, Layer.GOLD, "segments")
     segments = tables.read(spark, segments_path) if tables.is_delta(spark, segments_path) else None
     return Inputs(
-        silver("events"),
-        silver("order_lines"),
-        silver("items"),
-        silver("customer_history"),
-        segments,
+        silver("events"), silver("order_lines"), silver("items"), silver("customers"), segments
     )
 
 
@@ -523,12 +519,12 @@ def write_recommendations(r: Run, model: ALSModel, saved_model: str) -> None:
     with step(log, "recommend recommendations") as s:
         depth = candidate_depth(r, cfg.top_n)
         scoring = active_scoring_model(r, model, saved_model, "scoring")
-        # The features' customer base, active meaning "has a product signal before as_of".
+        # The CRM's customers, and those with a product signal it never listed (no CRM: all).
         everything = replace(interaction_params(r.ctx.config), lookback_days=None)
         active = signals(r.inputs.events, r.inputs.order_lines, everything, as_of)
         customers = (
-            customer_base(r.inputs.customer_history, active, as_of)
-            .select("customer_id")
+            signed_up_before(r.inputs.customers, as_of)
+            .unionByName(unlisted(r.inputs.customers, active))
             .join(r.customer_ids, "customer_id", "left")
         )
         known = customers.where(F.col("customer_idx").isNotNull()).select("customer_idx")
