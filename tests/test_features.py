@@ -25,9 +25,11 @@ from tests.features_fixture import (
     BASE_ITEMS,
     BASE_LINES,
     CUSTOMERS,
+    ITEMS,
     LATE_CRM,
     LATE_EVENTS,
     LATE_LINES,
+    ORDER_LINES,
     line,
     ts,
     write_silver,
@@ -379,3 +381,31 @@ def test_the_customer_base_is_the_crm_plus_active_customers_it_does_not_list(
 
     assert base(crm) == [("K1", "north", 545), ("K3", None, None), ("K4", None, None)]
     assert base(crm.limit(0)) == [("K2", None, None), ("K3", None, None), ("K4", None, None)]
+
+
+def test_web_orders_give_interest_terms_when_the_events_hold_no_purchases(
+    spark: SparkSession,
+) -> None:
+    """A store order never shows in events; a web order does, unless the shop has no
+    clickstream (purchases_in_events false), when its order lines are the only trace."""
+    lines = spark.createDataFrame(
+        [
+            line("o1", 1, "k1", "i1", 1, 5.0, "2026-06-01T10:00"),
+            line("o2", 1, "k2", "i1", 1, 5.0, "2026-06-02T10:00", channel="store"),
+            line("o3", 1, "k3", "i1", 1, 5.0, "2026-06-03T10:00", status="cancelled"),
+        ],
+        ORDER_LINES,
+    )
+    items = spark.createDataFrame([("i1", "Lamp", "home", "Casalo", 5.0, True, None)], ITEMS)
+    behaviour = spark.createDataFrame(
+        [], f"customer_id string, {transforms.TOUCHED_TERMS} array<string>"
+    )
+
+    def terms(purchases_in_events: bool) -> list[tuple[str, list[str]]]:
+        found = transforms.activity_terms(
+            behaviour, lines, items, date(2026, 6, 30), purchases_in_events
+        )
+        return sorted((r["customer_id"], sorted(r["terms"])) for r in found.collect())
+
+    assert terms(True) == [("k2", ["Casalo", "home"])]
+    assert terms(False) == [("k1", ["Casalo", "home"]), ("k2", ["Casalo", "home"])]

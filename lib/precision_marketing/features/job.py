@@ -9,6 +9,7 @@ import logging
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from precision_marketing.features import categories as feature_categories
 from precision_marketing.features import interests, transforms
@@ -49,7 +50,9 @@ def run(ctx: JobContext) -> None:
             behaviour = keep(transforms.behaviour_features(events, items, as_of, categories))
             s.rows(customers=behaviour.count())
         with step(log, "features interests (LDA)") as s:
-            terms = transforms.activity_terms(behaviour, lines, items, as_of)
+            # One row at most: whether web/app purchases reach the terms through events.
+            in_events = behaviour.where(F.col("purchase_events") > 0).limit(1).count() > 0
+            terms = transforms.activity_terms(behaviour, lines, items, as_of, in_events)
             docs = keep(interests.documents(terms))
             topics = interests.interest_tags(docs, params.lda)
             if topics.names:

@@ -330,16 +330,24 @@ def order_features(
 
 
 def activity_terms(
-    behaviour: DataFrame, lines: DataFrame, items: DataFrame, as_of: date
+    behaviour: DataFrame,
+    lines: DataFrame,
+    items: DataFrame,
+    as_of: date,
+    purchases_in_events: bool = True,
 ) -> DataFrame:
     """(customer_id, terms) rows: the LDA input, one category and one brand per touch.
 
     A touch is a product view, add-to-cart or purchase event (behaviour_features' TOUCHED_TERMS)
-    or a store purchase (store orders leave no events).
+    or an order line the events do not show: a store purchase, or any purchase when the events
+    hold none (`purchases_in_events` false: a shop without a clickstream).
     """
+    # An order line without a channel counts as shown, like a web one.
+    not_store = F.coalesce(F.col("channel") != F.lit("store"), F.lit(True))
+    shown_in_events = not_store if purchases_in_events else F.lit(False)
     store = lines.where(
         (F.col("order_ts") < as_of_ts(as_of))
-        & (F.col("channel") == "store")
+        & ~shown_in_events
         & (F.col("status") != "cancelled")
         & F.col("customer_id").isNotNull()
     )
