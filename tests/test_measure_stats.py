@@ -1,17 +1,20 @@
 """The uplift maths (measure/stats.py) against cases worked out by hand.
 
-Expected values are written out from the textbook formulas, with the arithmetic shown;
-normal tail probabilities come from Python's own math.erfc, independent of the Column erfc.
+Expected values are written out from the textbook formulas, with the arithmetic shown, and
+checked against kept implementations: statsmodels for the two proportions, scipy's
+`ttest_ind_from_stats` for Welch's t-test.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+import numpy as np
 import pytest
 from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
+from scipy import stats as scipy_stats
+from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
 from precision_marketing.measure import stats
 
@@ -47,7 +50,7 @@ def test_hand_computed_two_proportion_case(spark: SparkSession) -> None:
         uplift=diff.interval.estimate,
         low=diff.interval.low,
         high=diff.interval.high,
-        z=diff.z,
+        z=diff.statistic,
         p=diff.p_value,
         rel=rel.estimate,
         rel_low=rel.low,
@@ -56,7 +59,6 @@ def test_hand_computed_two_proportion_case(spark: SparkSession) -> None:
     assert got["uplift"] == pytest.approx(0.02, abs=1e-12)
     assert got["z"] == pytest.approx(1.4293008, abs=1e-6)
     assert got["p"] == pytest.approx(0.15292, abs=5e-5)
-    assert got["p"] == pytest.approx(math.erfc(1.4293008498 / math.sqrt(2)), rel=1e-6)
     assert got["low"] == pytest.approx(-0.0075089, abs=1e-7)
     assert got["high"] == pytest.approx(0.0474290, abs=1e-7)
     assert got["rel"] == pytest.approx(0.2, abs=1e-12)
@@ -90,8 +92,10 @@ def test_hand_computed_revenue_difference(spark: SparkSession) -> None:
     #   variance (1400 - 60^2/3) / 2 = 100. Controls 0, 10: n 2, sum 10, squares 100, mean 5,
     #   variance (100 - 10^2/2) / 1 = 50.
     # Difference 15; Welch se = sqrt(100/3 + 50/2) = sqrt(58.3333) = 7.6376262;
-    # z = 15 / 7.6376262 = 1.9639610; p = erfc(z / sqrt 2) = 0.0495346;
-    # interval 15 -+ 1.959964 x 7.6376262 = [0.0305278, 29.9694722].
+    # t = 15 / 7.6376262 = 1.9639610; Welch-Satterthwaite df = 58.3333^2 /
+    #   ((100/3)^2 / 2 + 25^2 / 1) = 3402.7778 / 1180.5556 = 2.8823529;
+    # p = 2 P(T_df > 1.963961) = 0.1480279 (the normal approximation said 0.0495);
+    # interval 15 -+ t_0.975,df x se = 15 -+ 3.2572081 x 7.6376262 = [-9.8773380, 39.8773380].
     # ROI with margin 0.4: incremental revenue 15 x 3 = 45, cost 3 x 2.0 = 6:
     #   (45 x 0.4 - 6) / 6 = 2.0.
     sums = {"n_t": 3, "s_t": 60.0, "q_t": 1400.0, "n_c": 2, "s_c": 10.0, "q_c": 100.0}
@@ -103,18 +107,23 @@ def test_hand_computed_revenue_difference(spark: SparkSession) -> None:
         diff=test.interval.estimate,
         low=test.interval.low,
         high=test.interval.high,
-        z=test.z,
+        t=test.statistic,
+        df=test.degrees_of_freedom,
         p=test.p_value,
         var_t=stats.sample_variance(c("n_t"), c("s_t"), c("q_t")),
         roi=stats.roi(test.interval.estimate * c("n_t"), 0.4, c("n_t") * 2.0),
     )
     assert got["var_t"] == pytest.approx(100.0, abs=1e-9)
     assert got["diff"] == pytest.approx(15.0, abs=1e-12)
-    assert got["z"] == pytest.approx(1.9639610, abs=1e-6)
-    assert got["p"] == pytest.approx(0.0495346, abs=1e-6)
-    assert got["low"] == pytest.approx(0.0305278, abs=1e-6)
-    assert got["high"] == pytest.approx(29.9694722, abs=1e-6)
+    assert got["t"] == pytest.approx(1.9639610, abs=1e-6)
+    assert got["df"] == pytest.approx(2.8823529, abs=1e-6)
+    assert got["p"] == pytest.approx(0.1480279, abs=1e-6)
+    assert got["low"] == pytest.approx(-9.8773380, abs=1e-6)
+    assert got["high"] == pytest.approx(39.8773380, abs=1e-6)
     assert got["roi"] == pytest.approx(2.0, abs=1e-12)
+    reference = scipy_stats.ttest_ind_from_stats(20.0, 10.0, 3, 5.0, np.sqrt(50.0), 2, False)
+    assert got["t"] == pytest.approx(reference.statistic, rel=1e-12)
+    assert got["p"] == pytest.approx(reference.pvalue, rel=1e-9)
 
 
 def test_degenerate_groups_give_nulls_not_errors(spark: SparkSession) -> None:
@@ -132,12 +141,78 @@ def test_degenerate_groups_give_nulls_not_errors(spark: SparkSession) -> None:
     assert got == {"uplift": None, "p": None, "rel": None, "roi": None}
 
 
-def test_erfc_matches_the_reference_to_its_stated_accuracy(spark: SparkSession) -> None:
-    xs = [-3.0, -1.0, -0.3, 0.0, 0.1, 0.5, 1.0, 1.3859, 2.0, 3.0, 4.5, 6.0]
-    frame = spark.createDataFrame([(x,) for x in xs], "x double")
-    got: dict[float, float] = dict(frame.select("x", stats.erfc(F.col("x"))).collect())
-    for x in xs:
-        assert got[x] == pytest.approx(math.erfc(x), rel=1.3e-7), x
-    # A tiny p-value keeps its digits: z = 6 gives 1.97e-9.
-    (p,) = frame.select(stats.two_sided_p(F.lit(6.0))).first()  # type: ignore[misc]
-    assert p == pytest.approx(math.erfc(6.0 / math.sqrt(2)), rel=1.3e-7)
+# (treated, converted, controls, converted): large, small, lopsided and extreme groups.
+PROPORTION_CASES = [
+    (1000, 120, 1000, 100),
+    (50000, 2600, 5000, 240),
+    (10, 3, 7, 0),
+    (33, 1, 2, 1),
+    (400, 400, 90, 12),
+    (200000, 30, 20000, 1),
+]
+
+
+def test_proportions_agree_with_statsmodels(spark: SparkSession) -> None:
+    frame = spark.createDataFrame(PROPORTION_CASES, "n_t long, x_t long, n_c long, x_c long")
+    c = F.col
+    diff = stats.rate_difference(c("n_t"), c("x_t"), c("n_c"), c("x_c"))
+    rel = stats.relative_uplift(c("n_t"), c("x_t"), c("n_c"), c("x_c"))
+    rows = frame.select(
+        "n_t", "x_t", "n_c", "x_c",
+        diff.interval.low.alias("low"), diff.interval.high.alias("high"),
+        diff.statistic.alias("z"), diff.p_value.alias("p"),
+        rel.low.alias("rel_low"), rel.high.alias("rel_high"),
+    ).collect()  # fmt: skip
+    assert len(rows) == len(PROPORTION_CASES)
+    for r in rows:
+        case = (r.n_t, r.x_t, r.n_c, r.x_c)
+        low, high = confint_proportions_2indep(
+            r.x_t, r.n_t, r.x_c, r.n_c, method="agresti-caffo", compare="diff"
+        )
+        assert (r.low, r.high) == pytest.approx((low, high), rel=1e-9), case
+        z, p = proportions_ztest([r.x_t, r.x_c], [r.n_t, r.n_c])
+        assert (r.z, r.p) == pytest.approx((z, p), rel=1e-9), case
+        if r.x_t and r.x_c:
+            rr_low, rr_high = confint_proportions_2indep(
+                r.x_t, r.n_t, r.x_c, r.n_c, method="log", compare="ratio"
+            )
+            assert (r.rel_low, r.rel_high) == pytest.approx((rr_low - 1, rr_high - 1), rel=1e-9)
+        else:
+            assert (r.rel_low, r.rel_high) == (None, None), case
+
+
+def test_welch_agrees_with_scipy_on_small_and_unequal_groups(spark: SparkSession) -> None:
+    # (n, mean, sd) of treated and controls: the segment breakdowns' small control groups.
+    cases = [
+        (3, 20.0, 10.0, 2, 5.0, 7.0),
+        (250, 41.5, 30.2, 12, 30.1, 55.0),
+        (5000, 8.2, 20.0, 33, 7.9, 3.1),
+    ]
+
+    def sums_of(n: int, mean: float, sd: float) -> tuple[int, float, float]:
+        return n, mean * n, (n - 1) * sd**2 + n * mean**2
+
+    sums = [sums_of(*case[:3]) + sums_of(*case[3:]) for case in cases]
+    frame = spark.createDataFrame(
+        sums, "n_t long, s_t double, q_t double, n_c long, s_c double, q_c double"
+    )
+    c = F.col
+    test = stats.mean_difference(c("n_t"), c("s_t"), c("q_t"), c("n_c"), c("s_c"), c("q_c"))
+    rows = frame.select(
+        "n_t", test.statistic.alias("t"), test.p_value.alias("p"),
+        test.interval.low.alias("low"), test.interval.high.alias("high"),
+        test.degrees_of_freedom.alias("df"),
+    ).collect()  # fmt: skip
+    by_n = {r.n_t: r for r in rows}
+    for n_t, m_t, s_t, n_c, m_c, s_c in cases:
+        r = by_n[n_t]
+        reference = scipy_stats.ttest_ind_from_stats(m_t, s_t, n_t, m_c, s_c, n_c, False)
+        assert (r.t, r.p) == pytest.approx((reference.statistic, reference.pvalue), rel=1e-8)
+        half = scipy_stats.t.ppf(0.975, r.df) * np.sqrt(s_t**2 / n_t + s_c**2 / n_c)
+        assert (r.low, r.high) == pytest.approx((m_t - m_c - half, m_t - m_c + half), rel=1e-8)
+
+
+def test_a_tiny_p_value_keeps_its_digits(spark: SparkSession) -> None:
+    (p,) = spark.range(1).select(stats.two_sided_p(F.lit(6.0))).first()  # type: ignore[misc]
+    assert p == pytest.approx(2 * scipy_stats.norm.sf(6.0), rel=1e-12)
+    assert p == pytest.approx(1.973175290075e-09, rel=1e-9)

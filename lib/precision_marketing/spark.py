@@ -105,7 +105,11 @@ def build_session(config: Config, app_name: str | None = None) -> SparkSession:
     for key, value in session_conf(config).items():
         builder = builder.config(key, value)
     if not launched_by_spark_submit():
-        # Under spark-submit the master and the JARs come from its command line instead.
+        # Under spark-submit the master, the JARs and the workers' Python (PYSPARK_PYTHON, set
+        # by spark-submit.sh) come from its command line instead. Here the workers run this
+        # interpreter, whose environment has the pandas and scipy the vectorized UDFs need
+        # (pyspark reads the variable when it creates the context).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.master(config.spark.master).config("spark.jars", ",".join(delta_jars()))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(config.spark.log_level)
