@@ -23,7 +23,7 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from precision_marketing import windows
+from precision_marketing import reports, windows
 from precision_marketing.config import Config, ConfigError, PropensityConfig
 from precision_marketing.features import availability
 from precision_marketing.features import job as features_job
@@ -506,8 +506,6 @@ def write_report(
 ) -> None:
     spark, config = r.ctx.spark, r.ctx.config
     out = tables.reports_path(config, "propensity", r.ctx.run_id)
-    for name, png in report.charts(evaluated, fitted.coefficients).items():
-        files.write_bytes(spark, f"{out}/{name}", png)
     facts = {
         "model version": r.version,
         "as of (scored)": r.ctx.run_date.isoformat(),
@@ -528,5 +526,4 @@ def write_report(
         f"Purchase propensity as of {r.ctx.run_date.isoformat()}",
         facts, evaluated, extra, grid, fitted.coefficients,
     )  # fmt: skip
-    files.write_text(spark, f"{out}/index.html", page)
-    log.info("propensity report: %s/index.html", out)
+    log.info("propensity report: %s", reports.write(spark, out, page))

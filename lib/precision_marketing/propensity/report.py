@@ -7,18 +7,13 @@ decile tables, curve buckets (propensity.curve_points per model), metrics and co
 
 from __future__ import annotations
 
-import html
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: no display on a cluster node or in CI
 import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
 
+from precision_marketing import reports
 from precision_marketing.propensity.evaluate import CurvePoint, DecileRow
 
 
@@ -30,14 +25,6 @@ class Evaluated:
     metrics: dict[str, float]
     deciles: list[DecileRow]
     curve: list[CurvePoint]
-
-
-def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 def curves_chart(models: Sequence[Evaluated]) -> bytes:
@@ -60,7 +47,7 @@ def curves_chart(models: Sequence[Evaluated]) -> bytes:
     for ax in (roc, pr):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _png(fig)
+    return reports.png(fig)
 
 
 def gains_chart(models: Sequence[Evaluated]) -> bytes:
@@ -79,7 +66,7 @@ def gains_chart(models: Sequence[Evaluated]) -> bytes:
         ax.set_xticks(range(0, 11))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _png(fig)
+    return reports.png(fig)
 
 
 def calibration_chart(models: Sequence[Evaluated]) -> bytes:
@@ -94,7 +81,7 @@ def calibration_chart(models: Sequence[Evaluated]) -> bytes:
     ax.set(xlabel="mean predicted probability", ylabel="observed rate", title="Calibration")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return reports.png(fig)
 
 
 def coefficients_chart(coefficients: Sequence[tuple[str, float]], top: int = 25) -> bytes:
@@ -108,38 +95,7 @@ def coefficients_chart(coefficients: Sequence[tuple[str, float]], top: int = 25)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set(xlabel="log-odds per standard deviation", title="Standardized coefficients")
     ax.tick_params(axis="y", labelsize=8)
-    return _png(fig)
-
-
-CHARTS = {
-    "curves.png": "ROC and precision-recall curves",
-    "gains_lift.png": "Cumulative gains and lift",
-    "calibration.png": "Calibration by decile",
-    "coefficients.png": "Standardized coefficients",
-}
-
-
-def charts(
-    models: Sequence[Evaluated], coefficients: Sequence[tuple[str, float]]
-) -> dict[str, bytes]:
-    return {
-        "curves.png": curves_chart(models),
-        "gains_lift.png": gains_chart(models),
-        "calibration.png": calibration_chart(models),
-        "coefficients.png": coefficients_chart(coefficients),
-    }
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.4f}"
-    return html.escape(str(value))
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r) + "</tr>" for r in rows)
-    return f"<table><tr>{th}</tr>{body}</table>"
+    return reports.png(fig)
 
 
 def render(
@@ -149,51 +105,54 @@ def render(
     extra_metrics: Mapping[str, Mapping[str, float]],
     grid: Sequence[Mapping[str, Any]],
     coefficients: Sequence[tuple[str, float]],
-) -> str:
+) -> reports.Page:
     names = sorted({k for m in models for k in m.metrics})
-    summary = _table(["model", *names], [[m.name, *(m.metrics.get(n, "") for n in names)]
-                                         for m in models])  # fmt: skip
-    decile_head = ["model", "decile", "customers", "buyers", "mean predicted", "observed rate",
-                   "lift", "cumulative gain", "cumulative lift"]  # fmt: skip
-    decile_rows = [
-        [m.name, r.decile, r.customers, r.positives,
-         "" if r.mean_predicted is None else r.mean_predicted, r.observed_rate, r.lift,
-         r.cumulative_gain, r.cumulative_lift]
-        for m in models for r in m.deciles
-    ]  # fmt: skip
-    extra_names = sorted({k for v in extra_metrics.values() for k in v})
-    extra = _table(
-        ["model", *extra_names],
+    summary = reports.Table(
+        ["model", *names], [[m.name, *(m.metrics.get(n) for n in names)] for m in models]
+    )
+    deciles = reports.Table(
+        ["model", "decile", "customers", "buyers", "mean predicted", "observed rate", "lift",
+         "cumulative gain", "cumulative lift"],
         [
-            [name, *(values.get(k, "") for k in extra_names)]
-            for name, values in extra_metrics.items()
+            [m.name, r.decile, r.customers, r.positives, r.mean_predicted, r.observed_rate,
+             r.lift, r.cumulative_gain, r.cumulative_lift]
+            for m in models for r in m.deciles
+        ],
+    )  # fmt: skip
+    extra_names = sorted({k for v in extra_metrics.values() for k in v})
+    extra = reports.Table(
+        ["model", *extra_names],
+        [[name, *(v.get(k) for k in extra_names)] for name, v in extra_metrics.items()],
+    )
+    grid_table = reports.Table(list(grid[0]) if grid else [], [list(g.values()) for g in grid])
+    coefficient_table = reports.Table(
+        ["feature", "standardized coefficient"], [list(c) for c in coefficients]
+    )
+    figures = [
+        reports.Figure("curves.png", "ROC and precision-recall curves", curves_chart(models)),
+        reports.Figure("gains_lift.png", "Cumulative gains and lift", gains_chart(models)),
+        reports.Figure("calibration.png", "Calibration by decile", calibration_chart(models)),
+        reports.Figure(
+            "coefficients.png", "Standardized coefficients", coefficients_chart(coefficients)
+        ),
+    ]
+    return reports.Page(
+        title,
+        facts,
+        [
+            reports.Section(
+                "Model vs recency baseline (validation snapshot)",
+                paragraphs=[
+                    "AUCs rank by the model's score; log loss, Brier and calibration use "
+                    "probabilities calibrated out of fold (each half of the validation customers "
+                    "by a calibrator fitted on the other half)."
+                ],
+                tables=[summary],
+                figures=figures,
+            ),
+            reports.Section("Deciles", tables=[deciles]),
+            reports.Section("Spend and churn", tables=[extra]),
+            reports.Section("Tuning grid (TrainValidationSplit)", tables=[grid_table]),
+            reports.Section("Coefficients", tables=[coefficient_table]),
         ],
     )
-    grid_table = _table(list(grid[0]) if grid else [], [list(g.values()) for g in grid])
-    coef_table = _table(["feature", "standardized coefficient"], [list(c) for c in coefficients])
-    facts_table = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts.items()
-    )
-    images = "".join(
-        f'<figure><img src="{name}" alt="{html.escape(alt)}">'
-        f"<figcaption>{html.escape(alt)}</figcaption></figure>"
-        for name, alt in CHARTS.items()
-    )
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}img{{max-width:100%}}
-figure{{display:inline-block;margin:1em;vertical-align:top}}</style></head>
-<body><h1>{html.escape(title)}</h1>
-<table>{facts_table}</table>
-<h2>Model vs recency baseline (validation snapshot)</h2>{summary}
-<p>AUCs rank by the model's score; log loss, Brier and calibration use probabilities
-calibrated out of fold (each half of the validation customers by a calibrator fitted on the
-other half).</p>
-{images}
-<h2>Deciles</h2>{_table(decile_head, decile_rows)}
-<h2>Spend and churn</h2>{extra}
-<h2>Tuning grid (TrainValidationSplit)</h2>{grid_table}
-<h2>Coefficients</h2>{coef_table}
-</body></html>
-"""

@@ -28,6 +28,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
+from precision_marketing import reports
 from precision_marketing.config import Config, SegmentConfig
 from precision_marketing.features import availability
 from precision_marketing.io import files, tables
@@ -374,17 +375,15 @@ def _report(
 ) -> str:
     ordered = sorted(segments, key=lambda s: s.id)
     projection = report.pca_sample(assigned, params.pca_sample, params.seed)
-    return report.write_report(
-        ctx.spark,
-        tables.reports_path(ctx.config, "segment", ctx.run_date.isoformat()),
-        title=f"Customer segments as of {ctx.run_date.isoformat()}",
-        segments=ordered,
-        features=params.model_features,
-        profile_features=params.profile_features or params.model_features,
-        projection=projection,
-        scores=scores,
-        chosen_k=k,
-        facts={
+    page = report.page(
+        f"Customer segments as of {ctx.run_date.isoformat()}",
+        ordered,
+        params.model_features,
+        params.profile_features or params.model_features,
+        projection,
+        scores,
+        k,
+        {
             "model version": version,
             "customers": f"{sum(s.profile.size for s in segments):,}",
             "k": str(k),
@@ -394,3 +393,5 @@ def _report(
             "run id": ctx.run_id,
         },
     )
+    folder = tables.reports_path(ctx.config, "segment", ctx.run_date.isoformat())
+    return reports.write(ctx.spark, folder, page)

@@ -6,23 +6,17 @@ seeded sample of customers projected to 2-D by Spark MLlib PCA.
 
 from __future__ import annotations
 
-import html
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")  # headless: no display on a cluster node or in CI
 
 import matplotlib.pyplot as plt
 import numpy as np
 from pyspark.ml.feature import PCA
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from precision_marketing import reports
 from precision_marketing.segments.model import VECTOR
 from precision_marketing.segments.naming import Profile
 
@@ -74,19 +68,17 @@ def pca_sample(assigned: DataFrame, cap: int, seed: int) -> Projection:
     )
 
 
-def _sizes_chart(segments: Sequence[Segment], path: Path) -> None:
+def _sizes_chart(segments: Sequence[Segment]) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(segments) + 1.5))
     labels = [f"{s.id}: {s.name}" for s in segments]
     ax.barh(labels, [s.profile.size for s in segments], color="#4C72B0")
     ax.invert_yaxis()
     ax.set_xlabel("customers")
     ax.set_title("Segment sizes")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return reports.png(fig, dpi=100)
 
 
-def _heatmap(segments: Sequence[Segment], features: Sequence[str], path: Path) -> None:
+def _heatmap(segments: Sequence[Segment], features: Sequence[str]) -> bytes:
     z = np.array([[s.profile.z.get(f, 0.0) for f in features] for s in segments])
     fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(features), 1.5 + 0.5 * len(segments)))
     image = ax.imshow(z, cmap="RdBu_r", vmin=-2, vmax=2, aspect="auto")
@@ -94,14 +86,12 @@ def _heatmap(segments: Sequence[Segment], features: Sequence[str], path: Path) -
     ax.set_yticks(range(len(segments)), [f"{s.id}: {s.name}" for s in segments], fontsize=8)
     for (i, j), value in np.ndenumerate(z):
         ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7)
-    fig.colorbar(image, ax=ax, label="segment mean vs population (sd)")
+    fig.colorbar(image, ax=ax, label="vs population (sd)")
     ax.set_title("Feature profile")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return reports.png(fig, dpi=100)
 
 
-def _pca_chart(projection: Projection, segments: Sequence[Segment], path: Path) -> None:
+def _pca_chart(projection: Projection, segments: Sequence[Segment]) -> bytes:
     fig, ax = plt.subplots(figsize=(7, 6))
     cmap = plt.get_cmap("tab10")
     for i, s in enumerate(segments):
@@ -115,12 +105,10 @@ def _pca_chart(projection: Projection, segments: Sequence[Segment], path: Path) 
     ax.set_ylabel(f"PC2 ({ev[1]:.0%} of variance)" if len(ev) > 1 else "PC2")
     ax.set_title(f"Customers on two principal components (sample of {len(projection.x):,})")
     ax.legend(fontsize=7, markerscale=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return reports.png(fig, dpi=100)
 
 
-def _silhouette_chart(scores: dict[int, float], chosen: int, path: Path) -> None:
+def _silhouette_chart(scores: dict[int, float], chosen: int) -> bytes:
     fig, ax = plt.subplots(figsize=(6, 4))
     if scores:
         ks = sorted(scores)
@@ -132,13 +120,10 @@ def _silhouette_chart(scores: dict[int, float], chosen: int, path: Path) -> None
     ax.set_xlabel("k")
     ax.set_ylabel("silhouette")
     ax.set_title("Silhouette by k")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return reports.png(fig, dpi=100)
 
 
-def render(
-    out: Path,
+def page(
     title: str,
     segments: Sequence[Segment],
     features: Sequence[str],
@@ -146,78 +131,31 @@ def render(
     projection: Projection,
     scores: dict[int, float],
     chosen_k: int,
-    facts: dict[str, str],
-) -> list[Path]:
-    """Writes index.html and its PNGs into the local folder `out`; returns the files."""
-    out.mkdir(parents=True, exist_ok=True)
-    charts = {
-        "sizes.png": "Segment sizes",
-        "profile_heatmap.png": "Feature profile",
-        "pca.png": "PCA projection",
-        "silhouette.png": "Silhouette by k",
-    }
-    _sizes_chart(segments, out / "sizes.png")
-    _heatmap(segments, features, out / "profile_heatmap.png")
-    _pca_chart(projection, segments, out / "pca.png")
-    _silhouette_chart(scores, chosen_k, out / "silhouette.png")
-    e = html.escape
+    facts: Mapping[str, str],
+) -> reports.Page:
     # A profile column without a value in any segment (a source the shop does not have) says
     # nothing: "features left out" already names what the data lacks.
-    profile_features = [
+    shown = [
         f for f in profile_features if any(s.profile.medians.get(f) is not None for s in segments)
     ]
-    head = "".join(f"<th>{e(f)}</th>" for f in profile_features)
-    body = "".join(
-        f"<tr><td>{s.id}</td><td>{e(s.name)}</td><td>{s.profile.size:,}</td>"
-        f"<td>{s.profile.share:.1%}</td>"
-        + "".join(f"<td>{_cell(s.profile.medians.get(f))}</td>" for f in profile_features)
-        + f'<td class="text">{e(s.description)}</td></tr>'
-        for s in segments
+    table = reports.Table(
+        ["id", "name", "size", "share", *shown, "description"],
+        [
+            [s.id, s.name, s.profile.size, f"{s.profile.share:.1%}",
+             *(s.profile.medians.get(f) for f in shown), s.description]
+            for s in segments
+        ],
+        text_columns=frozenset({"description"}),
+        decimals=2,
+    )  # fmt: skip
+    figures = [
+        reports.Figure("sizes.png", "Segment sizes", _sizes_chart(segments)),
+        reports.Figure("profile_heatmap.png", "Feature profile", _heatmap(segments, features)),
+        reports.Figure("pca.png", "PCA projection", _pca_chart(projection, segments)),
+        reports.Figure("silhouette.png", "Silhouette by k", _silhouette_chart(scores, chosen_k)),
+    ]
+    return reports.Page(
+        title,
+        facts,
+        [reports.Section("Segments (medians)", tables=[table], figures=figures)],
     )
-    fact_rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts.items())
-    images = "".join(
-        f'<figure><img src="{name}" alt="{e(alt)}"><figcaption>{e(alt)}</figcaption></figure>'
-        for name, alt in charts.items()
-    )
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{e(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;white-space:nowrap}}
-td.text{{white-space:normal;min-width:28em}}.scroll{{overflow-x:auto}}img{{max-width:100%}}
-figure{{display:inline-block;margin:1em;vertical-align:top}}</style></head>
-<body><h1>{e(title)}</h1>
-<table>{fact_rows}</table>
-<h2>Segments (medians)</h2>
-<div class="scroll"><table>
-<tr><th>id</th><th>name</th><th>size</th><th>share</th>{head}<th>description</th></tr>
-{body}</table></div>
-{images}
-</body></html>
-"""
-    (out / "index.html").write_text(page)
-    return [out / "index.html", *(out / name for name in charts)]
-
-
-def _cell(value: float | None) -> str:
-    return "" if value is None else f"{value:,.2f}"
-
-
-def publish(spark: SparkSession, files: Sequence[Path], target: str) -> None:
-    """Copies local report files to `target` through Hadoop's FileSystem (local, HDFS, S3)."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    folder = jvm.org.apache.hadoop.fs.Path(target)
-    fs = folder.getFileSystem(conf)
-    fs.mkdirs(folder)
-    for file in files:
-        destination = jvm.org.apache.hadoop.fs.Path(f"{target}/{file.name}")
-        fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(str(file)), destination)
-
-
-def write_report(spark: SparkSession, target: str, **content: object) -> str:
-    """Renders in a temporary local folder, then publishes to `target` (reports_path)."""
-    with tempfile.TemporaryDirectory(prefix="segment-report-") as tmp:
-        written = render(Path(tmp), **content)  # type: ignore[arg-type]
-        publish(spark, written, target)
-    return f"{target}/index.html"
