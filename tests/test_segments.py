@@ -32,7 +32,7 @@ from precision_marketing.config import Config, ConfigError, SegmentConfig
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.segments import model, naming
-from precision_marketing.segments.job import model_dir
+from precision_marketing.segments.job import model_dir, model_version
 from tests.support import make_config, run_stage
 
 WEEK1 = date(2026, 6, 23)
@@ -138,14 +138,15 @@ def _segment_of(spark: SparkSession, config: Config, as_of: date) -> dict[str, i
     return {r.customer_id: r.segment_id for r in rows}
 
 
-def _metadata(config: Config, version: str) -> dict[str, Any]:
+def _metadata(config: Config, as_of: date) -> dict[str, Any]:
+    version = model_version(config.segment, as_of)
     return dict(json.loads(Path(model_dir(config, version), "metadata.json").read_text()))
 
 
 def test_k_selection_picks_the_planted_k(retrains: Retrains) -> None:
-    for version in ("2026-06-23", "2026-06-30"):
-        metrics = _metadata(retrains.config, version)["metrics"]
-        assert _metadata(retrains.config, version)["params"]["k"] == 3
+    for as_of in (WEEK1, WEEK2):
+        metrics = _metadata(retrains.config, as_of)["metrics"]
+        assert _metadata(retrains.config, as_of)["params"]["k"] == 3
         assert sorted(metrics["silhouette_by_k"]) == ["2", "3", "4"]
         assert metrics["silhouette"] == max(metrics["silhouette_by_k"].values())
 
@@ -206,12 +207,13 @@ def test_rerun_is_idempotent(spark: SparkSession, retrains: Retrains) -> None:
 
 
 def test_model_saved_with_metadata_and_reloads(spark: SparkSession, retrains: Retrains) -> None:
-    directory = model_dir(retrains.config, "2026-06-30")
-    metadata = _metadata(retrains.config, "2026-06-30")
+    directory = model_dir(retrains.config, model_version(retrains.config.segment, WEEK2))
+    metadata = _metadata(retrains.config, WEEK2)
     features_path = tables.table_path(retrains.config, Layer.GOLD, "user_features")
     assert metadata["feature_table"] == {"path": features_path, "delta_version": 1}
     assert metadata["params"]["k"] == 3
-    assert metadata["previous_model_version"] == "2026-06-23"
+    assert metadata["previous_model_version"] == model_version(retrains.config.segment, WEEK1)
+    assert metadata["previous_model_version"].startswith("km-20260623-")
     reloaded = PipelineModel.load(f"{directory}/pipeline")
     week2 = tables.read(spark, features_path).where(F.col("as_of_date") == WEEK2)
     clusters = reloaded.transform(week2).select("customer_id", model.CLUSTER)
@@ -344,7 +346,7 @@ def test_features_without_data_are_left_out_with_one_warning_each(sparse: Sparse
         f"{tables.table_path(sparse.config, Layer.GOLD, 'user_features')} as_of_date=2026-06-23"
         for f, why in DROPPED.items()
     ]
-    metadata = _metadata(sparse.config, WEEK1.isoformat())
+    metadata = _metadata(sparse.config, WEEK1)
     assert metadata["features"] == {
         "configured": SPARSE_FEATURES,
         "used": ["days_since_last_order", "orders_lifetime", "spend_lifetime"],
@@ -361,7 +363,7 @@ def test_features_without_data_are_left_out_with_one_warning_each(sparse: Sparse
 
 
 def test_k_2_is_chosen_for_two_groups(spark: SparkSession, sparse: Sparse) -> None:
-    metadata = _metadata(sparse.config, WEEK1.isoformat())
+    metadata = _metadata(sparse.config, WEEK1)
     assert metadata["params"]["k"] == 2
     assert sorted(metadata["metrics"]["silhouette_by_k"]) == ["2", "3"]
     week1 = _segment_of(spark, sparse.config, WEEK1)
@@ -401,7 +403,7 @@ def test_too_few_usable_features_stop_with_a_config_error(
         "segment: 1 usable numeric feature(s) (orders_lifetime); need at least 2. Left out: "
         "email_open_rate (all null), sessions (all null), discount_order_share (constant)."
     )
-    assert not Path(model_dir(config, WEEK1.isoformat())).exists()
+    assert not Path(model_dir(config, model_version(config.segment, WEEK1))).exists()
 
 
 @pytest.mark.parametrize(

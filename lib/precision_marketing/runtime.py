@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
 
 from precision_marketing.config import Config
 
@@ -36,6 +37,32 @@ class JobContext:
     run_id: str
     started_at: datetime
     options: dict[str, Any] = field(default_factory=dict)
+
+
+class Persisted:
+    """The frames a run persists because several Spark jobs read them, released at its end.
+
+    Released on failure too: a cached Delta read would otherwise be served, stale, to the next
+    run in the same session (the pipeline and the tests share one). Use as a context manager.
+    """
+
+    def __init__(self) -> None:
+        self._frames: list[DataFrame] = []
+
+    def keep(self, df: DataFrame) -> DataFrame:
+        self._frames.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        return df
+
+    def release(self) -> None:
+        for df in self._frames:
+            df.unpersist()
+        self._frames.clear()
+
+    def __enter__(self) -> Persisted:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
 
 
 def new_run_id(job: str, now: datetime) -> str:

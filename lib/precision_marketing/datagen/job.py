@@ -21,7 +21,7 @@ from precision_marketing.datagen import generate as gen
 from precision_marketing.datagen import model as m
 from precision_marketing.datagen.model import GenParams
 from precision_marketing.io import files, tables
-from precision_marketing.runtime import JobContext, step
+from precision_marketing.runtime import JobContext, Persisted, step
 from precision_marketing.spark import observing_session
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def _run(ctx: JobContext) -> None:
         writer.crm(customers)
         writer.truth(customers)
     finally:
-        writer.release()
+        writer.persisted.release()
         designated.unpersist()
         customers.unpersist()
         files.delete(spark, scratch)
@@ -153,18 +153,11 @@ class _Writer:
         self.counts: list[tuple[str, int, int, str]] = []
         self.defects: list[DataFrame] = []
         self.file_defects: list[tuple[Any, ...]] = []
-        self.cached: list[DataFrame] = []
+        self.persisted = Persisted()
+        self.cache = self.persisted.keep
 
     def landing(self, folder: str) -> str:
         return tables.landing(self.config, folder)
-
-    def cache(self, df: DataFrame) -> DataFrame:
-        self.cached.append(df.persist(StorageLevel.MEMORY_AND_DISK))
-        return df
-
-    def release(self) -> None:
-        for df in self.cached:
-            df.unpersist()
 
     def catalog(self) -> None:
         p, plan = self.p, self.plan

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -16,7 +15,7 @@ from precision_marketing.features import interests, transforms
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.requirements import require
-from precision_marketing.runtime import JobContext, step
+from precision_marketing.runtime import JobContext, Persisted, step
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +36,8 @@ def run(ctx: JobContext) -> None:
     with step(log, "features categories") as s:
         categories = feature_categories.choose(spark, config, items, lines, raw_events, as_of)
         s.rows(categories=len(categories))
-    cached: list[DataFrame] = []
-
-    def keep(df: DataFrame) -> DataFrame:
-        """Persists a frame that more than one Spark job reads; released at the end."""
-        cached.append(df.persist(StorageLevel.MEMORY_AND_DISK))
-        return df
-
+    persisted = Persisted()
+    keep = persisted.keep
     try:
         with step(log, "features behaviour") as s:
             events = transforms.stitch(transforms.events_before(raw_events, as_of))
@@ -81,5 +75,4 @@ def run(ctx: JobContext) -> None:
             commit = tables.last_commit(spark, path)
             s.rows(rows=commit.rows("numOutputRows"), version=commit.version)
     finally:
-        for df in cached:
-            df.unpersist()
+        persisted.release()

@@ -10,20 +10,18 @@ partition under the same model version.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
-from pyspark import StorageLevel
 from pyspark.ml import PipelineModel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from precision_marketing import reports, windows
+from precision_marketing import models, reports, windows
 from precision_marketing.config import Config, ConfigError, PropensityConfig
 from precision_marketing.features import availability
 from precision_marketing.features import job as features_job
@@ -40,7 +38,7 @@ from precision_marketing.propensity.transforms import (
     SPEND_PREVIOUS,
 )
 from precision_marketing.requirements import require
-from precision_marketing.runtime import JobContext, step
+from precision_marketing.runtime import JobContext, Persisted, step
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +71,11 @@ METRICS_SCHEMA = (
 
 
 def model_version(cfg: PropensityConfig, as_of: date) -> str:
-    """lr-<as_of>-<config hash>: the same day and settings always name the same version."""
-    digest = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:8]
-    return f"lr-{as_of:%Y%m%d}-{digest}"
+    return models.version("lr", as_of, cfg)
 
 
 def models_path(config: Config, *parts: str) -> str:
-    return "/".join([tables.warehouse(config), "models", "propensity", *parts])
+    return models.path(config, "propensity", *parts)
 
 
 def snapshot_dates_present(spark: SparkSession, path: str) -> set[date]:
@@ -147,17 +143,10 @@ class Run:
         self.cfg = ctx.config.propensity
         self.version = model_version(self.cfg, ctx.run_date)
         self.train_dates, self.validation_date = transforms.snapshot_dates(ctx.run_date, self.cfg)
-        self.cached: list[DataFrame] = []
+        self.persisted = Persisted()
+        self.keep = self.persisted.keep
         # What the training rows could carry (set by the feature check, before fitting).
         self.features: availability.FeatureCheck | None = None
-
-    def keep(self, df: DataFrame) -> DataFrame:
-        self.cached.append(df.persist(StorageLevel.MEMORY_AND_DISK))
-        return df
-
-    def release(self) -> None:
-        for df in self.cached:
-            df.unpersist()
 
 
 def run(ctx: JobContext) -> None:
@@ -171,7 +160,7 @@ def run(ctx: JobContext) -> None:
         _run(r)
     finally:
         # Released even on failure: the pipeline and the tests share one session.
-        r.release()
+        r.persisted.release()
 
 
 @dataclass

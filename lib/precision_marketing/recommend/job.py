@@ -8,7 +8,6 @@ rerunning a day rewrites the same rows under the same version.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
-from precision_marketing import windows
+from precision_marketing import models, windows
 from precision_marketing.config import Config, RecommendConfig
 from precision_marketing.features.transforms import signed_up_before, unlisted
 from precision_marketing.io import files, tables
@@ -69,13 +68,11 @@ def id_map_schema(key: str, idx: str) -> StructType:
 
 
 def model_version(cfg: RecommendConfig, as_of: date) -> str:
-    """als-<as_of>-<config hash>: the same day and settings always name the same version."""
-    digest = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:8]
-    return f"als-{as_of:%Y%m%d}-{digest}"
+    return models.version("als", as_of, cfg)
 
 
 def models_path(config: Config, *parts: str) -> str:
-    return "/".join([tables.warehouse(config), "models", "recommend", *parts])
+    return models.path(config, "recommend", *parts)
 
 
 @dataclass(frozen=True)

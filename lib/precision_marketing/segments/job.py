@@ -1,8 +1,9 @@
 """segment: gold/user_features (as_of snapshot) -> KMeans segments, profiles, migrations, report.
 
-Model version = the as_of date, so a rerun for the same date rebuilds the same version and
-replaces its rows. Segment ids are carried over from the latest earlier version by matching
-centroids (see model.match_clusters); the model and its metadata go to models/segments/<version>/.
+Model version = the as_of date and a digest of the settings (models.version), so a rerun for the
+same date and settings rebuilds the same version and replaces its rows. Segment ids are carried
+over from the latest earlier version by matching centroids (see model.match_clusters); the model
+and its metadata go to models/segments/<version>/.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -28,13 +28,13 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from precision_marketing import reports
+from precision_marketing import models, reports
 from precision_marketing.config import Config, SegmentConfig
 from precision_marketing.features import availability
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.requirements import require
-from precision_marketing.runtime import JobContext, step
+from precision_marketing.runtime import JobContext, Persisted, step
 from precision_marketing.segments import model, naming, profiles, report
 
 log = logging.getLogger(__name__)
@@ -72,24 +72,24 @@ PROFILE_SCHEMA = StructType(
 )
 
 
-def model_version(as_of: date) -> str:
-    return as_of.isoformat()
+def model_version(params: SegmentConfig, as_of: date) -> str:
+    return models.version("km", as_of, params)
 
 
 def model_dir(config: Config, version: str) -> str:
-    return f"{tables.warehouse(config)}/models/segments/{version}"
+    return models.path(config, "segments", version)
 
 
 def previous_model(spark: SparkSession, config: Config, as_of: date) -> dict[str, Any] | None:
     """metadata.json of the latest model trained for an earlier as_of date (one small file
     per version, so reading them on the driver is bounded by the number of retrains)."""
-    root = f"{tables.warehouse(config)}/models/segments"
     found = {}
-    for f in files.list_files(spark, root):
+    for f in files.list_files(spark, models.path(config, "segments")):
         if f.path.endswith("/metadata.json"):
-            version = f.path.rsplit("/", 2)[-2]
-            if version < model_version(as_of):
-                found[version] = f.path
+            fitted_for = models.as_of_of(f.path.rsplit("/", 2)[-2])
+            if fitted_for is not None and fitted_for < as_of:
+                # Of several fits for one day (changed settings), the last written.
+                found[(fitted_for, f.modified_ms)] = f.path
     if not found:
         return None
     text = spark.sparkContext.wholeTextFiles(found[max(found)]).first()[1]
@@ -122,14 +122,11 @@ def run(ctx: JobContext) -> None:
     require(ctx, "segment")
     spark, config, as_of = ctx.spark, ctx.config, ctx.run_date
     params: SegmentConfig = config.segment
-    version = model_version(as_of)
+    version = model_version(params, as_of)
     features_path = tables.table_path(config, Layer.GOLD, FEATURES)
     _ensure_checkpoint_dir(spark, config)
-    cached: list[DataFrame] = []
-
-    def keep(df: DataFrame) -> DataFrame:
-        cached.append(df.persist(StorageLevel.MEMORY_AND_DISK))
-        return df
+    persisted = Persisted()
+    keep = persisted.keep
 
     feature_version = tables.version(spark, features_path)
     if feature_version is None:
@@ -200,8 +197,7 @@ def run(ctx: JobContext) -> None:
             s.rows(segments=len(segments))
             log.info("segment report: %s", path)
     finally:
-        for df in cached:
-            df.unpersist()
+        persisted.release()
 
 
 def _identify(
