@@ -64,12 +64,43 @@ def floor_ratios(result: Result) -> dict[str, float | None]:
     }
 
 
+def provenance(result: Result) -> tuple[str, tuple[str, ...]]:
+    """The commit and config overrides a size ran with (set by `combine`; a single run's sizes
+    share one, so a result without it counts as the same)."""
+    return result.get("commit", ""), tuple(result.get("overrides", ()))
+
+
+def unequal_work(small: Result, large: Result) -> str | None:
+    """Why two sizes did not do the same work (other code or other settings), or None."""
+    (commit_a, overrides_a), (commit_b, overrides_b) = provenance(small), provenance(large)
+    reasons = []
+    if commit_a != commit_b:
+        reasons.append(f"commit {commit_a or '?'} vs {commit_b or '?'}")
+    if overrides_a != overrides_b:
+        shown = [
+            ", ".join(f"`{o}`" for o in o_) or "no overrides" for o_ in (overrides_a, overrides_b)
+        ]
+        reasons.append(f"{shown[0]} vs {shown[1]}")
+    return "; ".join(reasons) or None
+
+
 def scaling(results: Sequence[Result]) -> list[dict[str, Any]]:
-    """For consecutive sizes: time ratio per phase against the data ratio, superlinear flagged."""
+    """For consecutive sizes: time ratio per phase against the data ratio, superlinear flagged.
+
+    Only like for like: a pair whose commit or overrides differ is kept with the reason and no
+    ratios (e.g. ALS tuning on at one size and off at the next is not growth with the data).
+    """
     ordered = sorted(results, key=lambda r: r["customers"])
     steps = []
     for small, large in pairwise(ordered):
         factor = large["customers"] / small["customers"]
+        reason = unequal_work(small, large)
+        if reason:
+            steps.append(
+                {"from": small["customers"], "to": large["customers"], "factor": factor,
+                 "phases": {}, "not_comparable": reason}
+            )  # fmt: skip
+            continue
         names = [p["name"] for p in phases(large) if p["kind"] != "quality"]
         by_phase = {}
         for name in [*names, "pipeline"]:
@@ -141,7 +172,15 @@ def combine(docs: Sequence[Mapping[str, Any]], created: str) -> dict[str, Any]:
     ordered = sorted(docs, key=lambda d: d["created"])
     newest = {r["customers"]: d for d in ordered for r in d["sizes"]}  # later runs win
     kept = [[r for r in d["sizes"] if newest[r["customers"]] is d] for d in ordered]
-    results = sorted((r for sizes in kept for r in sizes), key=lambda r: r["customers"])
+    results = sorted(
+        (
+            {**r, "commit": d["versions"].get("commit", "?"),
+             "overrides": list(d["config"].get("overrides", []))}
+            for d, sizes in zip(ordered, kept, strict=True)
+            for r in sizes
+        ),
+        key=lambda r: r["customers"],
+    )  # fmt: skip
     runs = [
         {
             "created": d["created"],
@@ -243,7 +282,10 @@ def size_table(result: Result) -> list[str]:
 
 
 def scaling_table(results: Sequence[Result], steps: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Times per size and growth per like-for-like pair; unequal pairs listed below, apart."""
     ordered = sorted(results, key=lambda r: r["customers"])
+    apart = [s for s in steps if s.get("not_comparable")]
+    steps = [s for s in steps if not s.get("not_comparable")]
     names: list[str] = []
     for r in ordered:
         names += [p["name"] for p in phases(r) if p["kind"] != "quality" and p["name"] not in names]
@@ -261,7 +303,12 @@ def scaling_table(results: Sequence[Result], steps: Sequence[Mapping[str, Any]])
             flag = " **superlinear**" if cell.get("superlinear") else ""
             growth.append(f"{_num(cell.get('ratio'), 2)}{flag}")
         rows.append([name, *(_num(t) for t in times), *growth])
-    return _table(header, rows)
+    notes = [
+        f"Not compared, {s['from']:,} -> {s['to']:,} customers: different work "
+        f"({s['not_comparable']})."
+        for s in apart
+    ]
+    return [*_table(header, rows), *([""] if notes else []), *notes]
 
 
 def targets_table(results: Sequence[Result]) -> list[str]:

@@ -293,11 +293,14 @@ def test_combine_takes_each_size_from_the_newest_run_that_measured_it() -> None:
 
     assert [r["customers"] for r in combined["sizes"]] == [1_000, 10_000, 100_000]
     assert report.seconds(combined["sizes"][1], "ingest") == 40.0  # the newer run's
-    assert [(s["from"], s["to"]) for s in combined["scaling"]] == [
-        (1_000, 10_000),
-        (10_000, 100_000),
-    ]
-    assert combined["scaling"][0]["phases"]["ingest"]["ratio"] == 4.0
+    # 1,000 ran on commit "old" without overrides, 10,000 on "new" with tuning off: not the
+    # same work, so no growth ratio; 10,000 -> 100,000 came from one run and is compared.
+    first, second = combined["scaling"]
+    assert (first["from"], first["to"], first["phases"]) == (1_000, 10_000, {})
+    assert first["not_comparable"] == "commit old vs new; no overrides vs `recommend.tune=false`"
+    assert (second["from"], second["to"]) == (10_000, 100_000)
+    assert "not_comparable" not in second
+    assert second["phases"]["ingest"]["ratio"] == 7.5
     assert [(r["commit"], r["sizes"]) for r in combined["runs"]] == [
         ("old", [1_000]),
         ("new", [10_000, 100_000]),
@@ -305,3 +308,18 @@ def test_combine_takes_each_size_from_the_newest_run_that_measured_it() -> None:
     text = report.markdown(combined)
     assert "- 10,000, 100,000: run 2026-11-25T10:00:00Z, commit new, overrides " in text
     assert "| validate <= 25% of ingest | 20% (yes) | 20% (yes) | 20% (yes) |" in text
+    assert "| phase | s @ 1,000 | s @ 10,000 | s @ 100,000 | x (100,000 / 10,000) |" in text
+    assert "| ingest | 10.0 | 40.0 | 300.0 | 7.50 |" in text
+    assert (
+        "Not compared, 1,000 -> 10,000 customers: different work "
+        "(commit old vs new; no overrides vs `recommend.tune=false`)." in text
+    )
+
+
+def test_sizes_of_one_run_are_compared_and_unequal_overrides_are_not() -> None:
+    small, large = _result(1_000, 10.0, 2.0, 25.0), _result(10_000, 50.0, 30.0, 400.0)
+    assert report.unequal_work(small, large) is None
+    large["overrides"] = ["recommend.tune=false"]
+    (step,) = report.scaling([small, large])
+    assert step["phases"] == {}
+    assert step["not_comparable"] == "no overrides vs `recommend.tune=false`"
