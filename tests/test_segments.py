@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from pyspark.ml import PipelineModel
+from pyspark.ml.linalg import Vectors, VectorUDT
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -251,9 +252,17 @@ def test_new_clusters_get_fresh_ids_biggest_first() -> None:
 
 
 def test_naming_rules_and_unique_names() -> None:
-    assert naming.rule_name({"tenure_days": -1.5, "orders_lifetime": -0.3}) == "New browsers"
+    new = {"tenure_days": -1.5, "orders_lifetime": -0.3}
+    assert naming.rule_name({**new, "sessions": -0.4}) == "New browsers"
+    # Without visit data (a transactions-only shop) nobody is called a browser.
+    assert naming.rule_name(new) == "New customers"
     assert naming.rule_name({"spend_lifetime": 1.0, "orders_lifetime": 0.8}) == "High-value loyal"
+    # No rule fits: named by the feature farthest from the population, if far enough.
     assert naming.rule_name({"spend_lifetime": 0.1}) == naming.FALLBACK
+    assert naming.rule_name({"days_since_last_order": -0.9, "spend_lifetime": 0.3}) == (
+        "Recent buyers"
+    )
+    assert naming.rule_name({"orders_lifetime": 0.4, "spend_lifetime": 0.45}) == "Higher spenders"
     assert naming.unique_names(["X", "X", "Y", "X"], [False, True, False, False]) == [
         "X 2",
         "X",
@@ -412,3 +421,25 @@ def test_too_few_usable_features_stop_with_a_config_error(
 def test_k_max_shrinks_with_the_customer_count(customers: int, expected: range) -> None:
     params = SegmentConfig(k_min=2, k_max=10, min_segment_customers=10)
     assert model.k_range(params, customers) == expected
+
+
+def test_a_k_that_splits_off_a_handful_of_outliers_is_not_chosen(spark: SparkSession) -> None:
+    # Two groups of 30 and two far outliers: silhouette is best at k = 3 (the outliers alone),
+    # a segment of 3% that no campaign can use.
+    rng = np.random.default_rng(7)
+    points = [
+        *((float(x), float(y)) for x, y in rng.normal(0.0, 0.3, (30, 2))),
+        *((10.0 + float(x), float(y)) for x, y in rng.normal(0.0, 0.3, (30, 2))),
+        (5.0, 40.0),
+        (5.2, 40.1),
+    ]
+    prepared = spark.createDataFrame(
+        [(Vectors.dense(p),) for p in points], StructType([StructField(model.VECTOR, VectorUDT())])
+    ).cache()
+    params = SegmentConfig(k_min=2, k_max=4, min_segment_customers=1, min_segment_share=0.0)
+    k, scores, _ = model.select_k(prepared, params, len(points))
+    assert k == 3
+    assert max(scores, key=lambda c: scores[c]) == 3
+    k, _, _ = model.select_k(prepared, replace(params, min_segment_share=0.05), len(points))
+    assert k == 2
+    prepared.unpersist()

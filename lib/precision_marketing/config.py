@@ -135,6 +135,8 @@ class SegmentConfig:
     k_max: int = 10
     # k is at most customers / this: 40 customers do not make 10 segments worth a campaign.
     min_segment_customers: int = 10
+    # A k whose smallest cluster holds less than this share of the customers is not chosen.
+    min_segment_share: float = 0.02
     seed: int = 42
     max_iter: int = 40
     # user_features columns the model sees; log_features get log1p (skewed counts, amounts).

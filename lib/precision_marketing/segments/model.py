@@ -139,18 +139,28 @@ def k_range(params: SegmentConfig, customers: int) -> range:
 def select_k(
     prepared: DataFrame, params: SegmentConfig, customers: int
 ) -> tuple[int, dict[int, float], dict[int, KMeansModel]]:
-    """The k of `k_range` with the best silhouette, every k's score and fitted model.
+    """The k of `k_range` with the best silhouette among those whose smallest cluster holds at
+    least segment.min_segment_share of the customers; every k's score and fitted model.
 
+    Silhouette alone favours splitting off a handful of outliers, a segment no campaign can use.
     `prepared` should be persisted (and sampled to segment.selection_sample by the caller):
     each k fits and scores it once.
     """
     if params.k is not None:
         return params.k, {}, {}
-    scores, models = {}, {}
+    scores, models, smallest = {}, {}, {}
     for k in k_range(params, customers):
         models[k] = kmeans(k, params).fit(prepared)
         scores[k] = silhouette(models[k].transform(prepared))
-    best = max(scores, key=lambda k: (scores[k], -k))  # ties: the smaller k
+        sizes = models[k].summary.clusterSizes
+        smallest[k] = min(sizes) / sum(sizes)
+    allowed = [k for k in scores if smallest[k] >= params.min_segment_share] or [min(scores)]
+    for k in sorted(set(scores) - set(allowed)):
+        log.info(
+            "segment: k=%d not chosen: smallest cluster %.1f%% < segment.min_segment_share %.1f%%",
+            k, 100 * smallest[k], 100 * params.min_segment_share,
+        )  # fmt: skip
+    best = max(allowed, key=lambda k: (scores[k], -k))  # ties: the smaller k
     return best, scores, models
 
 

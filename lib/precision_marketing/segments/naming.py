@@ -3,7 +3,9 @@
 A profile's `z` is how far the segment's mean of each model feature (in the model's prepared,
 log-scaled space) lies from the population mean, in population standard deviations. The first
 rule whose every condition holds names the segment; a rule that mentions a feature the model
-does not use is skipped. No hand labels: the same profile always gets the same name.
+does not use is skipped, so a shop without events never gets a name about visits. A profile no
+rule names is called by the feature that sets it apart most ("Recent buyers", "Lower
+spenders"). No hand labels: the same profile always gets the same name.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 # (feature, ">=" or "<=", z threshold); "a|b" means the first of a, b the model uses.
 Condition = tuple[str, str, float]
 RECENCY = "days_since_last_order|days_since_last_visit"
+# A condition that only asks for the feature to be in the model ("browsers" need visit data).
+USED = float("-inf")
 
 RULES: tuple[tuple[str, tuple[Condition, ...]], ...] = (
     (
@@ -25,7 +29,10 @@ RULES: tuple[tuple[str, tuple[Condition, ...]], ...] = (
         ),
     ),
     ("Lapsed customers", ((RECENCY, ">=", 0.5), ("orders_lifetime", ">=", -0.25))),
-    ("New browsers", (("tenure_days", "<=", -1.0), ("orders_lifetime", "<=", 0.0))),
+    (
+        "New browsers",
+        (("tenure_days", "<=", -1.0), ("orders_lifetime", "<=", 0.0), ("sessions", ">=", USED)),
+    ),
     ("New customers", (("tenure_days", "<=", -1.0),)),
     ("High-value loyal", (("spend_lifetime", ">=", 0.75), ("orders_lifetime", ">=", 0.5))),
     ("Bargain hunters", (("discount_order_share", ">=", 0.75),)),
@@ -36,6 +43,19 @@ RULES: tuple[tuple[str, tuple[Condition, ...]], ...] = (
     ("Engaged subscribers", (("email_open_rate", ">=", 0.75),)),
 )
 FALLBACK = "Core customers"
+# The name of a profile no rule fits, by its most distinguishing feature: (above, below) the
+# population by at least FALLBACK_MIN_Z.
+BY_FEATURE = {
+    "days_since_last_order": ("Lapsing buyers", "Recent buyers"),
+    "days_since_last_visit": ("Lapsing visitors", "Recent visitors"),
+    "orders_lifetime": ("Frequent buyers", "Infrequent buyers"),
+    "spend_lifetime": ("Higher spenders", "Lower spenders"),
+    "tenure_days": ("Long-standing customers", "Newer customers"),
+    "sessions": ("Frequent visitors", "Rare visitors"),
+    "discount_order_share": ("Discount-driven buyers", "Full-price buyers"),
+    "email_open_rate": ("Engaged subscribers", "Unengaged subscribers"),
+}
+FALLBACK_MIN_Z = 0.25
 
 # Feature names as a description says them.
 LABELS = {
@@ -85,7 +105,12 @@ def rule_name(z: dict[str, float]) -> str:
     for name, conditions in RULES:
         if all(_holds(z, c) for c in conditions):
             return name
-    return FALLBACK
+    named = [(f, v) for f, v in z.items() if f in BY_FEATURE and abs(v) >= FALLBACK_MIN_Z]
+    if not named:
+        return FALLBACK
+    feature, value = distinguishing(dict(named), 1)[0]
+    above, below = BY_FEATURE[feature]
+    return above if value > 0 else below
 
 
 def distinguishing(z: dict[str, float], n: int) -> list[tuple[str, float]]:
