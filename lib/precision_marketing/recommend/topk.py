@@ -1,0 +1,111 @@
+"""Top-k items per user from ALS factors by blocked matrix products in numpy.
+
+MLlib's `recommendForUserSubset` crosses user and item blocks and keeps a heap per user on the
+JVM: 1,623 s for 1 M users x 49 k items at rank 64 on two cores, where the same dense product is
+about a minute of BLAS. Here each Arrow batch of user factors (a few thousand rows) is multiplied
+by the item-factor matrix, broadcast once per executor, and `argpartition` keeps the k best per
+row. The item side is the catalog (bounded); users stream through in batches, never collected.
+Output has `recommendForUserSubset`'s shape, so either can feed serving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    FloatType,
+    IntegerType,
+    StructField,
+    StructType,
+)
+
+RECOMMENDATION = StructType(
+    [StructField("item_idx", IntegerType(), False), StructField("rating", FloatType(), False)]
+)
+
+
+def output_schema(user_col: str) -> StructType:
+    return StructType(
+        [
+            StructField(user_col, IntegerType(), False),
+            StructField("recommendations", ArrayType(RECOMMENDATION, False), False),
+        ]
+    )
+
+
+def item_matrix(items: DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, factors float32 items x rank) of an (id, features) factor table, on the driver.
+
+    Bounded by the catalog: 50,000 items at rank 64 are 12.8 MB.
+    """
+    rows = items.select(F.col("id").cast("int"), "features").orderBy("id").collect()
+    ids = np.array([r[0] for r in rows], dtype=np.int32)
+    if not rows:
+        return ids, np.zeros((0, 0), dtype=np.float32)
+    return ids, np.array([r[1] for r in rows], dtype=np.float32)
+
+
+def best_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k highest scores per row, best first (ties: lower index first)."""
+    k = min(k, scores.shape[1])
+    if k == 0:
+        return np.zeros((scores.shape[0], 0), dtype=np.int64)
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    # Sort the k kept by score descending, then by index for a stable, reproducible order.
+    order = np.lexsort((top, -top_scores), axis=1)
+    return np.take_along_axis(top, order, axis=1)
+
+
+def recommend_for_users(
+    users: DataFrame, items: DataFrame, k: int, user_col: str = "customer_idx"
+) -> DataFrame:
+    """(user_col, recommendations array<(item_idx, rating)>) for every row of `users`, an
+    (id, features) factor table; `items` likewise. Ratings are float32 dot products, as MLlib's."""
+    spark = users.sparkSession
+    ids, matrix = item_matrix(items)
+    shared = spark.sparkContext.broadcast((ids, matrix.T.copy()))
+
+    def score(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        item_ids, item_factors_t = shared.value
+        for batch in batches:
+            n = batch.num_rows
+            features = batch.column("features")
+            rank = item_factors_t.shape[0]
+            user_factors = (
+                np.asarray(
+                    features.flatten().to_numpy(zero_copy_only=False), dtype=np.float32
+                ).reshape(n, rank)
+                if n and rank
+                else np.zeros((n, rank), dtype=np.float32)
+            )
+            scores = user_factors @ item_factors_t
+            best = best_k(scores, k)
+            ratings = np.take_along_axis(scores, best, axis=1)
+            width = best.shape[1]
+            recommendations = pa.ListArray.from_arrays(
+                pa.array(np.arange(n + 1, dtype=np.int32) * width),
+                pa.StructArray.from_arrays(
+                    [
+                        pa.array(item_ids[best].ravel(), type=pa.int32()),
+                        pa.array(ratings.ravel(), type=pa.float32()),
+                    ],
+                    fields=[
+                        pa.field("item_idx", pa.int32(), nullable=False),
+                        pa.field("rating", pa.float32(), nullable=False),
+                    ],
+                ),
+            )
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("id").cast(pa.int32()), recommendations],
+                names=[user_col, "recommendations"],
+            )
+
+    return users.select(F.col("id").cast("int").alias("id"), "features").mapInArrow(
+        score, output_schema(user_col)
+    )
