@@ -92,6 +92,15 @@ def finish(process: subprocess.Popen[str]) -> Finished:
     return Finished(process.returncode, stdout, stderr)
 
 
+def frozen(value: Any) -> Any:
+    """Lists and mappings (arrays, structs) as tuples, so rows can be counted and compared."""
+    if isinstance(value, list):
+        return tuple(frozen(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, frozen(v)) for k, v in sorted(value.items()))
+    return value
+
+
 def snapshot(
     warehouse: Path, layers: tuple[str, ...] = ("bronze", "quarantine", "silver", "ops")
 ) -> Snapshot:
@@ -104,7 +113,10 @@ def snapshot(
         rows = deltalake.DeltaTable(str(log_dir.parent)).to_pyarrow_table().to_pylist()
         drop = VOLATILE | ({"updated_at"} if name == "ops/watermarks" else set())
         tables[name] = sorted(
-            (tuple((k, v) for k, v in sorted(row.items()) if k not in drop) for row in rows),
+            (
+                tuple((k, frozen(v)) for k, v in sorted(row.items()) if k not in drop)
+                for row in rows
+            ),
             key=repr,
         )
     return tables
