@@ -1,7 +1,10 @@
-"""The command line every job shares: --env, --run-date, --set, plus the job's own options.
+"""The command line every job shares: --env, --run-date, --set, --verbose, plus the job's own.
 
-jobs/<job>.py only names its stage; this module parses arguments, loads config, builds the one
-SparkSession, runs the stage(s) and turns the outcome into an exit code.
+jobs/<job>.py only names its stage; this module parses arguments, loads config, checks what the
+stage(s) will need (before Spark starts), takes the warehouse lock, builds the one SparkSession,
+runs the stage(s) and turns the outcome into an exit code. Mistakes a person can fix (arguments,
+config, contract files) end in one line on stderr saying what and where to look; the traceback
+only with --verbose.
 """
 
 from __future__ import annotations
@@ -11,11 +14,24 @@ import importlib
 import logging
 import sys
 import time
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from precision_marketing.config import ConfigError, load_config
+from delta.exceptions import (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
+
+from precision_marketing.config import Config, ConfigError, load_config
+from precision_marketing.io.lock import WarehouseBusyError, warehouse_lock
 from precision_marketing.runtime import (
     DataQualityError,
     JobContext,
@@ -32,6 +48,47 @@ EXIT_DATA_QUALITY = 3
 # Not a crash: a stage without its input (a shop with no CRM has no one to publish to). Its own
 # code, so a scheduler can skip the task (dags/) while a bad config (2) still fails it.
 EXIT_MISSING_INPUT = 4
+# Another run holds the warehouse (io/lock.py), or Delta refused a write that conflicted with
+# a concurrent one: nothing of this run is half-done; run it again when the other has finished.
+EXIT_BUSY = 5
+
+# Where to look when a config error does not say (ConfigError.see).
+SEE_CONFIG = "conf/base.yaml and README.md#configuration"
+SEE_SOURCES = "docs/bring-your-own-data.md"
+SEE_SUITES = "conf/expectations/ and docs/data-contract.md"
+SEE_CAMPAIGNS = "conf/campaigns.yaml and README.md"
+# Delta's optimistic-concurrency errors: another writer committed first.
+WRITE_CONFLICTS = (
+    DeltaConcurrentModificationException,
+    ConcurrentWriteException,
+    MetadataChangedException,
+    ProtocolChangedException,
+    ConcurrentAppendException,
+    ConcurrentDeleteReadException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentTransactionException,
+)
+
+
+class UsageError(ValueError):
+    """A command line argparse rejected (unknown option, bad value): exit 2, one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake raises UsageError instead of printing usage and exiting, so
+    every front end (cli.main, submit.py) reports it as one line."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _run_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a date: expected YYYY-MM-DD, e.g. 2026-06-30"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -85,11 +142,16 @@ STAGES: dict[str, Stage] = {
 
 
 def parse_args(job: str, argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=job, description=f"precision-marketing job: {job}")
+    parser = _Parser(prog=job, description=f"precision-marketing job: {job}")
     parser.add_argument("--env", default="local", help="conf/<env>.yaml on top of base.yaml")
     parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the Python traceback of configuration and argument errors",
+    )
+    parser.add_argument(
         "--run-date",
-        type=date.fromisoformat,
+        type=_run_date,
         default=None,
         help="logical date of the run, YYYY-MM-DD (default: today, UTC)",
     )
@@ -121,22 +183,132 @@ def configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def check_before_start(
+    job: str, config: Config, options: dict[str, typing.Any], driver: bool = True
+) -> None:
+    """Reads every config file the stage(s) will need, before Spark starts (ConfigError).
+
+    A typo in sources.yaml or a missing salt then costs a second, not a Spark start and the
+    stages before the one that reads it. `driver`: also what only the driver's environment
+    holds (the PII salt); submit.py runs on the submitting machine, which in YARN cluster
+    mode hands the salt on without having it.
+    """
+    from precision_marketing import pipeline
+    from precision_marketing.activation.campaigns import load_campaigns
+    from precision_marketing.contracts import SOURCES
+    from precision_marketing.ingest.mapping import load_sources
+    from precision_marketing.quality.suites import load_suite
+
+    steps = [job]
+    if job == "pipeline":
+        steps = list(config.pipeline.steps)
+        unknown = [s for s in steps if s not in STAGES or s == "pipeline"]
+        if unknown:
+            stages = ", ".join(s for s in STAGES if s != "pipeline")
+            raise ConfigError(
+                f"pipeline.steps: unknown stage '{unknown[0]}' (stages: {stages})",
+                see="pipeline.steps in conf/base.yaml",
+            )
+        pipeline.first_step(steps, None, options.get("from_step"))
+    checks: list[tuple[str, str, typing.Callable[[], object]]] = [
+        ("ingest", SEE_SOURCES, lambda: load_sources(config)),
+        (
+            "validate",
+            SEE_SUITES,
+            lambda: [load_suite(config.expectations_path(), t) for t in SOURCES],
+        ),
+        ("silver" if driver else "", SEE_CONFIG, config.pii_salt),
+        (
+            "publish",
+            SEE_CAMPAIGNS,
+            lambda: load_campaigns(config.campaigns_path(), config.features.top_categories),
+        ),
+    ]
+    for stage, see, check in checks:
+        if stage in steps:
+            try:
+                check()
+            except ConfigError as exc:
+                exc.see = exc.see or see
+                raise
+
+
+def error_line(job: str, kind: str, exc: BaseException) -> str:
+    """The one line a person sees: what went wrong and where to look."""
+    see = getattr(exc, "see", None) or (SEE_CONFIG if isinstance(exc, ConfigError) else None)
+    return f"{job}: {kind}: {exc}" + (f" (see {see})" if see else "")
+
+
+def prepare(
+    job: str, argv: Sequence[str], driver: bool = True
+) -> tuple[argparse.Namespace, Config, dict[str, typing.Any]]:
+    """Arguments, config and the pre-start checks: everything that fails without Spark."""
+    args = parse_args(job, argv)
+    config = load_config(args.env, args.overrides)
+    options = {
+        k: v for k, v in vars(args).items() if k not in {"env", "run_date", "overrides", "verbose"}
+    }
+    check_before_start(job, config, options, driver)
+    return args, config, options
+
+
+def refusal(job: str, exc: Exception) -> tuple[str, int] | None:
+    """(line, exit code) for an error a person can act on, or None for a crash."""
+    if isinstance(exc, UsageError):
+        return error_line(job, "argument error", exc), EXIT_BAD_CONFIG
+    if isinstance(exc, ConfigError):
+        return error_line(job, "configuration error", exc), EXIT_BAD_CONFIG
+    if isinstance(exc, WarehouseBusyError):
+        return error_line(job, "warehouse busy", exc), EXIT_BUSY
+    if isinstance(exc, WRITE_CONFLICTS) or "[DELTA_CONCURRENT" in str(exc):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = (
+            f"another run wrote the same Delta table at the same time ({first}); "
+            "this run's tables were left as they were: run it again when the other has finished"
+        )
+        return f"{job}: write conflict: {message} (see docs/reruns.md)", EXIT_BUSY
+    return None
+
+
 def main(job: str, argv: Sequence[str] | None = None) -> int:
     configure_logging()
-    args = parse_args(job, sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv
     started = datetime.now(UTC)
     try:
-        config = load_config(args.env, args.overrides)
-    except ConfigError as exc:
-        log.error("configuration error: %s", exc)
-        return EXIT_BAD_CONFIG
-    options = {k: v for k, v in vars(args).items() if k not in {"env", "run_date", "overrides"}}
+        args, config, options = prepare(job, argv)
+    except (UsageError, ConfigError) as exc:
+        line, code = refusal(job, exc) or ("", EXIT_FAILED)
+        log.error(line, exc_info=verbose)
+        return code
+    run_id = new_run_id(job, started)
+    try:
+        with warehouse_lock(config, job, run_id):
+            return _run(job, args, config, options, started, run_id)
+    except Exception as exc:
+        refused = refusal(job, exc)
+        if refused is None:
+            log.exception("%s failed", job)
+            return EXIT_FAILED
+        log.error(refused[0], exc_info=verbose)
+        return refused[1]
+
+
+def _run(
+    job: str,
+    args: argparse.Namespace,
+    config: Config,
+    options: dict[str, typing.Any],
+    started: datetime,
+    run_id: str,
+) -> int:
+    """The stage on a fresh session; errors a person can act on propagate to main."""
     spark = build_session(config, f"{config.spark.app_name}:{job}")
     ctx = JobContext(
         spark=spark,
         config=config,
         run_date=args.run_date or started.date(),
-        run_id=new_run_id(job, started),
+        run_id=run_id,
         started_at=started,
         options=options,
     )
@@ -144,18 +316,12 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
     log.info("%s run_id=%s run_date=%s env=%s", job, ctx.run_id, ctx.run_date, config.env)
     try:
         STAGES[job].run(ctx)
-    except ConfigError as exc:
-        log.error("%s: configuration error: %s", job, exc)
-        return EXIT_BAD_CONFIG
     except DataQualityError as exc:
         log.error("%s stopped by a data-quality rule: %s", job, exc)
         return EXIT_DATA_QUALITY
     except MissingInputError as exc:
         log.error("%s", exc)  # the message says it all: no traceback
         return EXIT_MISSING_INPUT
-    except Exception:
-        log.exception("%s failed", job)
-        return EXIT_FAILED
     finally:
         spark.stop()
     log.info("%s finished in %.1fs", job, time.perf_counter() - t0)

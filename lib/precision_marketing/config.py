@@ -17,10 +17,20 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 
 CONF_DIR_ENV = "PM_CONF_DIR"
+# YAML files in conf/ that are not environments (an unknown --env lists the others).
+NOT_ENVS = frozenset({"base", "campaigns", "sources"})
 
 
 class ConfigError(ValueError):
-    """A configuration file or override that does not fit the schema."""
+    """A configuration file or override that does not fit the schema.
+
+    `see` says where to look to fix it (a file or a doc section); the command line prints it
+    after the message.
+    """
+
+    def __init__(self, message: str, see: str | None = None) -> None:
+        super().__init__(message)
+        self.see = see
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,9 @@ class StorageConfig:
     warehouse: str
     # Planted answers of the synthetic generator; the pipeline never reads it.
     ground_truth: str
+    # One job at a time per (local) warehouse: a second run waits this long for the lock
+    # <warehouse>/ops/.run.lock, then stops with exit 5 (0: stop at once). docs/reruns.md.
+    lock_wait_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -357,7 +370,8 @@ class Config:
             return self.pii.dev_salt
         raise ConfigError(
             f"environment variable {self.pii.salt_env} is not set: it holds the PII salt "
-            f"(env '{self.env}' has no development salt)"
+            f"(env '{self.env}' has no development salt)",
+            see="the PII salt in README.md#configuration",
         )
 
     def campaigns_path(self) -> Path:
@@ -375,11 +389,23 @@ class Config:
 
 def find_conf_dir() -> Path:
     """conf/ from $PM_CONF_DIR, ./conf (YARN cluster mode ships it there), or the checkout."""
-    candidates = [os.environ.get(CONF_DIR_ENV), "conf", Path(__file__).parents[2] / "conf"]
+    chosen = os.environ.get(CONF_DIR_ENV)
+    if chosen:
+        # Set on purpose: never fall back to another conf/ without a word.
+        if not (Path(chosen) / "base.yaml").is_file():
+            raise ConfigError(
+                f"{CONF_DIR_ENV}={chosen}: no base.yaml there",
+                see=f"${CONF_DIR_ENV}, or unset it to use ./conf",
+            )
+        return Path(chosen).resolve()
+    candidates: list[str | Path] = ["conf", Path(__file__).parents[2] / "conf"]
     for candidate in candidates:
         if candidate and (Path(candidate) / "base.yaml").is_file():
             return Path(candidate).resolve()
-    raise ConfigError(f"no conf/base.yaml found; set {CONF_DIR_ENV} to the conf directory")
+    raise ConfigError(
+        f"no conf/base.yaml found; set {CONF_DIR_ENV} to the conf directory",
+        see=f"${CONF_DIR_ENV}",
+    )
 
 
 def load_config(
@@ -389,7 +415,7 @@ def load_config(
     merged = _read_yaml(conf_dir / "base.yaml")
     env_file = conf_dir / f"{env}.yaml"
     if not env_file.is_file():
-        known = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem not in {"base"})
+        known = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem not in NOT_ENVS)
         raise ConfigError(f"unknown env '{env}': no {env_file} (known: {', '.join(known)})")
     merged = deep_merge(merged, _read_yaml(env_file))
     for override in overrides or []:

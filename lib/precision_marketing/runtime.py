@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -63,6 +65,23 @@ class Persisted:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+# Test-only fault injection: when this variable names a point a job passes (`kill_point`), the
+# driver SIGKILLs itself there, so the crash tests (tests/test_crash_recovery.py) die at a
+# known moment: no `finally`, no rollback, exactly like an OOM kill or a lost node.
+KILL_AT_ENV = "PM_TEST_KILL_AT"
+
+
+def kill_point(name: str) -> None:
+    """Dies at once with SIGKILL if $PM_TEST_KILL_AT names this point; otherwise nothing.
+
+    Points are named `<stage>:<moment>`, e.g. `validate:results-written`; docs/reruns.md lists
+    them. Never set the variable outside tests.
+    """
+    if os.environ.get(KILL_AT_ENV) == name:
+        logging.getLogger(__name__).warning("%s=%s: killing the driver", KILL_AT_ENV, name)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def new_run_id(job: str, now: datetime) -> str:

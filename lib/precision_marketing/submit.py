@@ -13,14 +13,15 @@ import json
 import os
 import sys
 import tempfile
+import traceback
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from precision_marketing.cli import parse_args
-from precision_marketing.config import load_config
+from precision_marketing.cli import UsageError, prepare, refusal
+from precision_marketing.config import ConfigError
 from precision_marketing.spark import delta_jars, session_conf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,8 +89,8 @@ class Submission:
 
 
 def submission(job: str, argv: list[str], out: Path) -> Submission:
-    args = parse_args(job, argv)
-    config = load_config(args.env, args.overrides)
+    # The job's own checks of its files run here too: a mistake stops before the JVM starts.
+    _, config, _ = prepare(job, argv, driver=False)
     package, conf = build_archives(out)
     master = config.spark.master
     # On a cluster the driver may run where there is no checkout (YARN cluster mode) and
@@ -140,9 +141,23 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\")
 
 
+def main(argv: list[str]) -> int:
+    """Prints spark-submit's arguments; a usage or config mistake is one line on stderr, exit 2
+    (spark-submit.sh passes the code on), with the traceback only under --verbose."""
+    job_name, *job_argv = argv
+    try:
+        if job_name == "--airflow":
+            print(json.dumps(airflow_spec(job_argv, ROOT / "build")))
+        else:
+            print("\n".join(submit_args(job_name, job_argv, ROOT / "build")))
+    except (UsageError, ConfigError) as exc:
+        if "--verbose" in job_argv:
+            traceback.print_exc()
+        line, code = refusal("pipeline" if job_name == "--airflow" else job_name, exc) or ("", 1)
+        print(line, file=sys.stderr)
+        return code
+    return 0
+
+
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--airflow"]:
-        print(json.dumps(airflow_spec(sys.argv[2:], ROOT / "build")))
-    else:
-        job_name, *job_argv = sys.argv[1:]
-        print("\n".join(submit_args(job_name, job_argv, ROOT / "build")))
+    raise SystemExit(main(sys.argv[1:]))

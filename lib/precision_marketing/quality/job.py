@@ -4,6 +4,11 @@ Severities: `warn` is recorded; `quarantine` moves the rows that break it to qua
 with the names of every rule they broke (the other rows go on to silver); `fail` stops the run.
 On a `fail`, only ops/validation_results is written (so the failure is on record): no quarantine,
 and no table's validated mark moves, so silver cannot pick the batch up.
+
+The audit trail is part of the commit: results are MERGEd on (table, batch_from, batch_to, rule)
+before any quarantine write or mark moves, so a run that dies anywhere and is rerun leaves one
+record per batch and rule, as a clean run would (the rerun validates the unmarked batches again
+and its verdict replaces the dead run's; docs/reruns.md).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from precision_marketing.io.tables import Layer
 from precision_marketing.quality import suites
 from precision_marketing.quality.expectations import Outcome, Validator
 from precision_marketing.quality.suites import Rule, Severity, Suite
-from precision_marketing.runtime import DataQualityError, JobContext, step
+from precision_marketing.runtime import DataQualityError, JobContext, kill_point, step
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,8 @@ SET_EXPECTATIONS = ("expect_column_values_to_be_in_set", "expect_column_values_t
 # Reference tables are validated first, so their keys are known to the tables that point at them.
 VALIDATION_ORDER = ("catalog", "crm", "transactions", "events")
 
+# One record per validated batch range and rule: the MERGE key of ops/validation_results.
+RESULTS_KEY = ("table", "batch_from", "batch_to", "rule")
 RESULTS_SCHEMA = StructType(
     [
         StructField("run_id", StringType(), False),
@@ -123,6 +130,7 @@ def run(ctx: JobContext) -> None:
                 )
         if any(v.outcomes for v in validations):
             _record_results(ctx, validations)
+        kill_point("validate:results-written")
         failures = [f for v in validations for f in v.failures]
         if not failures:
             # Results stay on record whatever happens; quarantine and marks move together.
@@ -193,7 +201,7 @@ def _validate_table(
             latest,
         )
         return TableValidation(suite.table, [], done + 1, latest, 0, [], {}, batch, 0, [])
-    rules = [_with_previous_count(ctx, suite.table, r) for r in suite.expectations]
+    rules = [_with_previous_count(ctx, suite.table, done, r) for r in suite.expectations]
     suite = dataclasses.replace(suite, expectations=rules)
     # One flag column per rule with a row predicate, computed once on the cached batch and shared
     # by the counts, the quarantine split and (as extra columns it ignores) Great Expectations.
@@ -250,12 +258,12 @@ def _validate_table(
     )
 
 
-def _with_previous_count(ctx: JobContext, table: str, rule: Rule) -> Rule:
+def _with_previous_count(ctx: JobContext, table: str, done: int, rule: Rule) -> Rule:
     """Row-count rules compare with the last validated batch's row count (none: no bounds)."""
     if not rule.compare_to_previous_run:
         return rule
     change = ctx.config.quality.row_count_change
-    previous = _previous_row_count(ctx, table)
+    previous = _previous_row_count(ctx, table, done)
     kwargs = dict(rule.kwargs)
     if previous is not None:
         kwargs["min_value"] = math.floor(previous * (1 - change.max_drop))
@@ -265,7 +273,9 @@ def _with_previous_count(ctx: JobContext, table: str, rule: Rule) -> Rule:
     return dataclasses.replace(rule, kwargs=kwargs)
 
 
-def _previous_row_count(ctx: JobContext, table: str) -> int | None:
+def _previous_row_count(ctx: JobContext, table: str, done: int) -> int | None:
+    """The row count of the latest batch range up to `done` (the validated mark): a record a
+    dead run left for the batches being validated now is no "previous" batch."""
     path = tables.table_path(ctx.config, Layer.OPS, "validation_results")
     if not tables.is_delta(ctx.spark, path):
         return None
@@ -273,6 +283,7 @@ def _previous_row_count(ctx: JobContext, table: str) -> int | None:
         tables.read(ctx.spark, path)
         .where(
             (F.col("table") == table)
+            & (F.col("batch_to") <= done)
             & (F.col("expectation") == "expect_table_row_count_to_be_between")
             & (F.col("table_status") != "failed")
         )
@@ -353,7 +364,9 @@ def _record_results(ctx: JobContext, validations: list[TableValidation]) -> None
                 )
             )
     path = tables.table_path(ctx.config, Layer.OPS, "validation_results")
-    tables.append(ctx.spark.createDataFrame(rows, RESULTS_SCHEMA), path)
+    # A MERGE, not an append: the verdict of a rerun on the same batches replaces the one a
+    # dead or failed run left, so the table holds one record per batch and rule.
+    tables.upsert(ctx.spark, ctx.spark.createDataFrame(rows, RESULTS_SCHEMA), path, RESULTS_KEY)
 
 
 def _quarantine(ctx: JobContext, validation: TableValidation) -> None:
@@ -364,6 +377,8 @@ def _quarantine(ctx: JobContext, validation: TableValidation) -> None:
             tables.table_path(ctx.config, Layer.QUARANTINE, validation.table),
             txn=(f"validate/{validation.table}", validation.batch_to),
         )
+    kill_point(f"validate:quarantined-{validation.table}")
     watermarks.advance(
         ctx.spark, ctx.config, "validate", validation.table, validation.batch_to, ctx.run_id
     )
+    kill_point(f"validate:marked-{validation.table}")

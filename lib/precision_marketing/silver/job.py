@@ -1,6 +1,8 @@
 """silver: the bronze batches validate has passed, minus their quarantined rows -> silver tables.
 
-Every write is a MERGE keyed on the table's business key, so replaying a batch changes nothing.
+Every write is a MERGE keyed on the table's business key, so replaying a batch changes nothing:
+a run killed between a table's MERGE and its mark merges the same rows again on rerun
+(tests/test_crash_recovery.py).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from precision_marketing.contracts import SOURCES
 from precision_marketing.ingest.read import bronze_schema
 from precision_marketing.io import tables, watermarks
 from precision_marketing.io.tables import Layer
-from precision_marketing.runtime import JobContext, step
+from precision_marketing.runtime import JobContext, kill_point, step
 from precision_marketing.silver import transforms
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,7 @@ def build_silver_table(ctx: JobContext, table: SilverTable) -> None:
             update_when=table.update_when,
             insert_only=table.insert_only,
         )
+        kill_point(f"silver:merged-{table.name}")
         watermarks.advance(spark, config, "silver", table.name, validated_up_to, ctx.run_id)
         s.rows(
             batches=validated_up_to - done,
