@@ -11,10 +11,17 @@ from collections.abc import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+# An ISO time's offset (Z, +01, +0100, +01:00) at its end.
+HAS_OFFSET = r"(Z|[+-]\d{2}(:?\d{2})?)$"
+
 
 def parse_timestamp(text: Column) -> Column:
-    """ISO-8601 with an offset (2026-03-05T14:22:31.123+01:00) -> a UTC-normalized timestamp."""
-    return F.try_to_timestamp(text)
+    """ISO-8601 with an offset (2026-03-05T14:22:31.123+01:00) -> a UTC-normalized timestamp.
+
+    A time without an offset is null (its *_time_valid rule quarantines it), never read as the
+    session's zone: ingest already gave it the offset of its source's `time_zone`, if one is set.
+    """
+    return F.when(text.rlike(HAS_OFFSET), F.try_to_timestamp(text))
 
 
 def parse_date(text: Column) -> Column:
