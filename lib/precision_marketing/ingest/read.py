@@ -14,9 +14,11 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
+    ArrayType,
     BooleanType,
     DataType,
     LongType,
+    MapType,
     StringType,
     StructField,
     StructType,
@@ -240,6 +242,9 @@ def _to_contract(
             typed[field.name] = value
         elif isinstance(field.dataType, StringType):
             typed[field.name] = value.cast("string")
+            if isinstance(dtype, StructType | ArrayType | MapType):  # Parquet: never stringified
+                typed[field.name] = F.lit(None).cast("string")
+                cast_failed[field.name] = value.isNotNull()
         else:
             cast = value.try_cast(field.dataType)
             typed[field.name] = cast
