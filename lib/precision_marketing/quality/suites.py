@@ -49,7 +49,8 @@ class Reference:
 @dataclass(frozen=True)
 class Conflict:
     """A flag column, true unless the batch holds another row of the same key (Spark SQL
-    expressions; a null part means no key) with different contract fields. Exact copies agree."""
+    expressions, e.g. _batch_no first to judge each ingest batch alone; a null part means no
+    key) with different contract fields. Exact copies agree."""
 
     keys: list[str]
 
