@@ -11,10 +11,19 @@ from collections.abc import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from precision_marketing.contracts import IDENTIFIED_EVENT_TYPES
+
+# An ISO time's offset (Z, +01, +0100, +01:00) at its end.
+HAS_OFFSET = r"(Z|[+-]\d{2}(:?\d{2})?)$"
+
 
 def parse_timestamp(text: Column) -> Column:
-    """ISO-8601 with an offset (2026-03-05T14:22:31.123+01:00) -> a UTC-normalized timestamp."""
-    return F.try_to_timestamp(text)
+    """ISO-8601 with an offset (2026-03-05T14:22:31.123+01:00) -> a UTC-normalized timestamp.
+
+    A time without an offset is null (its *_time_valid rule quarantines it), never read as the
+    session's zone: ingest already gave it the offset of its source's `time_zone`, if one is set.
+    """
+    return F.when(text.rlike(HAS_OFFSET), F.try_to_timestamp(text))
 
 
 def parse_date(text: Column) -> Column:
@@ -22,8 +31,17 @@ def parse_date(text: Column) -> Column:
 
 
 def typed_events(bronze: DataFrame) -> DataFrame:
+    """Typed times, and whether an event only a known customer can cause names one (a flag:
+    a rule on it needs no row condition, so Great Expectations counts every batch)."""
     event_ts = parse_timestamp(F.col("event_time"))
-    return bronze.withColumns({"event_ts": event_ts, "event_date": F.to_date(event_ts)})
+    anonymous = F.col("event_type").isin(*IDENTIFIED_EVENT_TYPES) & F.col("customer_id").isNull()
+    return bronze.withColumns(
+        {
+            "event_ts": event_ts,
+            "event_date": F.to_date(event_ts),
+            "customer_if_identified": F.coalesce(~anonymous, F.lit(True)),
+        }
+    )
 
 
 def typed_crm(bronze: DataFrame) -> DataFrame:
@@ -37,7 +55,13 @@ def typed_crm(bronze: DataFrame) -> DataFrame:
 
 
 def typed_transactions(bronze: DataFrame) -> DataFrame:
-    return bronze.withColumns({"order_ts": parse_timestamp(F.col("order_time"))})
+    """Typed times, and a refund's order_id on refund rows only (the reference to its sale)."""
+    return bronze.withColumns(
+        {
+            "order_ts": parse_timestamp(F.col("order_time")),
+            "refunded_order_id": F.when(F.col("status") == "refunded", F.col("order_id")),
+        }
+    )
 
 
 def typed_catalog(bronze: DataFrame) -> DataFrame:

@@ -39,6 +39,10 @@ PLATFORMS = ("web", "ios", "android")
 ORDER_STATUSES = ("completed", "refunded", "cancelled")
 LOYALTY_TIERS = ("none", "silver", "gold", "platinum")
 GENDERS = ("F", "M", "X")
+# Event types only a known customer can cause (checkouts and newsletter opens; carts may be
+# anonymous): without customer_id such an event is quarantined (conf/expectations/events.yaml,
+# rule identified_event_has_customer, which lists the same types).
+IDENTIFIED_EVENT_TYPES = ("purchase", "email_open")
 CURRENCIES = ("EUR",)  # the synthetic world's; accepted currencies are config (`currency`)
 SALES_CHANNELS = ("web", "app", "store")
 CONSENT_CHANNELS = ("email", "sms", "push")
@@ -102,6 +106,19 @@ CATALOG = nullable_schema(
     ("active", BooleanType()),
     ("updated_at", StringType()),
 )
+
+
+# Longest text a contract field may hold (characters): keys and codes are short; free text
+# (search queries, titles, emails) has more room. A longer value is an invalid field, like one
+# that does not parse (ingest lists it in `_invalid_fields`; rule field_types_valid).
+KEY_MAX_LENGTH = 128
+TEXT_MAX_LENGTH = 1000
+TEXT_FIELDS = frozenset({"search_query", "title", "email", "utm_campaign", "city"})
+
+
+def max_length(field_name: str) -> int:
+    """The contract's length limit of a text field (one definition, used by ingest)."""
+    return TEXT_MAX_LENGTH if field_name in TEXT_FIELDS else KEY_MAX_LENGTH
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,8 @@ def _write_bronze(
         .mode("append")
         .option("txnAppId", f"ingest/{mapped.name}")
         .option("txnVersion", batch_no)
+        # A bronze table written before a lineage column was added (e.g. _invalid_fields) gains it.
+        .option("mergeSchema", "true")
         .option("userMetadata", f"{BATCH_METADATA_PREFIX}{batch_no}")
         .save(bronze_path)
     )

@@ -21,12 +21,11 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, DateType, TimestampNTZType, TimestampType
 
 from precision_marketing.config import Config, ConfigError, from_dict
+from precision_marketing.conform import HAS_OFFSET
 from precision_marketing.contracts import SOURCES, Source
 
 # Pattern letters that parse an offset or zone: such times carry their own, time_zone is not used.
 _OFFSET_LETTERS = re.compile(r"[XxZOVz]")
-# An ISO text that already ends in an offset (Z, +01, +0100, +01:00).
-_HAS_OFFSET = r"(Z|[+-]\d{2}(:?\d{2})?)$"
 
 
 # A CRM or catalog export without a change time: every row counts as known since then, so a
@@ -176,7 +175,11 @@ def _checked(name: str, mapping: SourceMapping) -> MappedSource:
 
 def bronze_time(value: Column, dtype: DataType, mapping: SourceMapping) -> Column:
     """A time field as ISO-8601 text with an offset, or the raw text when it does not parse
-    (so validation quarantines it with the value on record)."""
+    (so validation quarantines it with the value on record).
+
+    Without `time_zone`, a time whose text or pattern carries no offset stays as it came: it is
+    quarantined (rule *_time_valid) rather than silently read as UTC.
+    """
     fmt, zone = mapping.timestamp_format, mapping.time_zone
     if isinstance(dtype, TimestampType):  # an instant (Parquet): nothing to interpret
         return F.date_format(value, "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")
@@ -184,6 +187,8 @@ def bronze_time(value: Column, dtype: DataType, mapping: SourceMapping) -> Colum
         return _iso_in_zone(value, zone) if zone else value.cast("string")
     text = value.cast("string")
     if fmt is None and zone is None:
+        return text
+    if fmt is not None and zone is None and not _OFFSET_LETTERS.search(_unquoted(fmt)):
         return text
     if fmt is not None and (zone is None or _OFFSET_LETTERS.search(_unquoted(fmt))):
         instant = F.try_to_timestamp(text, F.lit(fmt))
@@ -193,7 +198,7 @@ def bronze_time(value: Column, dtype: DataType, mapping: SourceMapping) -> Colum
     # LTZ -> NTZ in the session zone gives back the text's wall-clock time.
     local = _iso_in_zone(parsed.cast("timestamp_ntz"), zone)
     if fmt is None:  # ISO input: a time that carries its own offset is kept as it is
-        local = F.when(text.rlike(_HAS_OFFSET), text).otherwise(local)
+        local = F.when(text.rlike(HAS_OFFSET), text).otherwise(local)
     return F.coalesce(local, text)
 
 

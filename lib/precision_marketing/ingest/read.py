@@ -13,9 +13,20 @@ from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    DataType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+    VariantType,
+)
 
-from precision_marketing.contracts import Source
+from precision_marketing.contracts import Source, max_length
 from precision_marketing.ingest.mapping import (
     FALLBACKS,
     Fallback,
@@ -42,16 +53,17 @@ def read_source(
 
 
 def read_jsonl(spark: SparkSession, mapped: MappedSource, paths: Sequence[str]) -> DataFrame:
-    """One pass over the lines: parse with the contract's types, keep bad lines as raw text.
+    """One pass over the lines: parse each value as it came (a variant), keep bad lines as raw
+    text.
 
     A line is well formed when it is a JSON object; keys that map to no contract field are
     listed in `_unexpected_fields` (the row itself is kept) instead of being silently dropped.
+    Each value is then checked against its contract type (`_checked_variant`), so `"abc"` where
+    a number belongs or an object where a string belongs is an invalid field, not a null or a
+    stringified object.
     """
-    fields = {f.name: f for f in mapped.source.schema.fields}
     read_as = mapped.read_columns()
-    schema = StructType(
-        [StructField(column, fields[name].dataType, True) for column, name in read_as.items()]
-    )
+    schema = StructType([StructField(column, VariantType(), True) for column in read_as])
     lines = (
         spark.read.text(list(paths))
         .select("value", F.col("_metadata.file_path").alias("_source_file"))
@@ -84,6 +96,28 @@ def read_jsonl(spark: SparkSession, mapped: MappedSource, paths: Sequence[str]) 
         raw_text=F.col("value"),
         unexpected=_names_or_null(F.array_except(F.col("_keys"), expected)),
     )
+
+
+def _checked_variant(value: Column, dtype: DataType) -> tuple[Column, Column]:
+    """A JSON value -> (the contract-typed value, true when it does not fit the type).
+
+    Text fields take JSON strings, numbers and booleans (as their text); numbers take numbers
+    and numeric strings; booleans take booleans and "true"/"false". An object or array never
+    fits a scalar field, nor a boolean a number (which a plain cast would make 1.0).
+    """
+    kind = F.schema_of_variant(value)
+    target = StringType() if isinstance(dtype, StringType) else dtype
+    typed = F.try_variant_get(value, "$", target.simpleString())
+    container = kind.startswith("OBJECT") | kind.startswith("ARRAY")
+    if isinstance(dtype, StringType):
+        wrong_kind = container
+    elif isinstance(dtype, BooleanType):
+        wrong_kind = ~kind.isin("BOOLEAN", "STRING")
+    else:
+        wrong_kind = container | (kind == "BOOLEAN")
+    present = value.isNotNull() & (kind != "VOID")
+    invalid = present & (wrong_kind | typed.isNull())
+    return F.when(~wrong_kind, typed).cast(dtype), F.coalesce(invalid, F.lit(False))
 
 
 def read_parquet(spark: SparkSession, mapped: MappedSource, paths: Sequence[str]) -> DataFrame:
@@ -172,12 +206,18 @@ def _to_contract(
     unexpected: Column,
 ) -> DataFrame:
     """The user's columns -> the contract's fields: renamed, constants filled, cast, and times
-    rewritten as ISO text. A value that does not cast marks the row corrupt (raw text kept)."""
+    rewritten as ISO text.
+
+    A value that does not fit its contract type (does not cast, or an object where text belongs)
+    or is longer than the contract allows (`contracts.max_length`) is an invalid field: its name
+    goes to `_invalid_fields`, and when the value itself was lost to the cast, the row's raw
+    text is kept in `_corrupt_record`.
+    """
     source, mapping = mapped.source, mapped.mapping
     dtypes = {f.name: f.dataType for f in raw.schema.fields}
     typed: dict[str, Column] = {}
     fallbacks: dict[str, Fallback | None] = {}
-    cast_failed: list[Column] = []
+    cast_failed: dict[str, Column] = {}
     for field in source.schema.fields:
         column = mapped.column_of(field.name)
         if column is None:
@@ -188,6 +228,12 @@ def _to_contract(
             fallbacks[field.name] = FALLBACKS.get((source.name, field.name))
             continue
         value, dtype = F.col(f"`{column}`"), dtypes[column]
+        is_text = field.name in source.time_fields or field.name in source.date_fields
+        if isinstance(dtype, VariantType):
+            value, cast_failed[field.name] = _checked_variant(
+                value, StringType() if is_text else field.dataType
+            )
+            dtype = StringType() if is_text else field.dataType
         if field.name in source.time_fields:
             typed[field.name] = bronze_time(value, dtype, mapping)
         elif field.name in source.date_fields:
@@ -196,15 +242,22 @@ def _to_contract(
             typed[field.name] = value
         elif isinstance(field.dataType, StringType):
             typed[field.name] = value.cast("string")
+            if isinstance(dtype, StructType | ArrayType | MapType):  # Parquet: never stringified
+                typed[field.name] = F.lit(None).cast("string")
+                cast_failed[field.name] = value.isNotNull()
         else:
             cast = value.try_cast(field.dataType)
             typed[field.name] = cast
-            cast_failed.append(value.isNotNull() & cast.isNull())
+            cast_failed[field.name] = value.isNotNull() & cast.isNull()
     for name, fallback in fallbacks.items():
         if fallback is not None:
             log.warning("%s: no %s column: %s", mapped.name, name, fallback.consequence)
             typed[name] = fallback.value(typed).cast(source.schema[name].dataType)
-    any_cast_failed = reduce(Column.__or__, cast_failed, F.lit(False))
+    any_cast_failed = reduce(Column.__or__, cast_failed.values(), F.lit(False))
+    invalid = [
+        F.when(cast_failed.get(name, F.lit(False)) | _too_long(name, value), F.lit(name))
+        for name, value in typed.items()
+    ]
     return raw.select(
         *[value.alias(name) for name, value in typed.items()],
         "_source_file",
@@ -212,7 +265,14 @@ def _to_contract(
         .when(any_cast_failed, raw_text)
         .alias("_corrupt_record"),
         unexpected.alias("_unexpected_fields"),
+        F.when(malformed.isNull(), _names_or_null(F.array_compact(F.array(*invalid)))).alias(
+            "_invalid_fields"
+        ),
     )
+
+
+def _too_long(name: str, value: Column) -> Column:
+    return F.coalesce(F.length(value.cast("string")) > max_length(name), F.lit(False))
 
 
 def _warn_unmapped(mapped: MappedSource, found: set[str]) -> None:
@@ -234,7 +294,7 @@ def raw_schema(source: Source) -> StructType:
     """What the readers return: the contract's columns plus the reading lineage."""
     extra = [
         StructField(name, StringType(), True)
-        for name in ("_source_file", "_corrupt_record", "_unexpected_fields")
+        for name in ("_source_file", "_corrupt_record", "_unexpected_fields", "_invalid_fields")
     ]
     return StructType(source.schema.fields + extra)
 

@@ -99,9 +99,13 @@ def append(
     path: str,
     partition_by: Sequence[str] = (),
     txn: tuple[str, int] | None = None,
+    merge_schema: bool = False,
 ) -> None:
-    """Appends; with txn=(app id, version) Delta skips a version it already committed."""
+    """Appends; with txn=(app id, version) Delta skips a version it already committed;
+    merge_schema adds columns the table lacks (an older table gaining a lineage column)."""
     writer = df.write.format("delta").mode("append")
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     if txn is not None:

@@ -209,6 +209,11 @@ def _validate_table(
     row_rules = {f"_broken_{i}": r for i, r in enumerate(r for r in rules if r.has_row_predicate)}
     typed = (
         suites.with_reference_flags(TYPED[suite.table](batch), suite, lookups, unchecked)
+        .transform(
+            suites.with_conflict_flags,
+            suite,
+            SOURCES[suite.table].schema.fieldNames(),
+        )
         .withColumns({flag: suites.violation(r, params) for flag, r in row_rules.items()})
         .cache()
     )
@@ -376,6 +381,7 @@ def _quarantine(ctx: JobContext, validation: TableValidation) -> None:
             validation.quarantined,
             tables.table_path(ctx.config, Layer.QUARANTINE, validation.table),
             txn=(f"validate/{validation.table}", validation.batch_to),
+            merge_schema=True,  # a quarantine table from before _invalid_fields gains it
         )
     kill_point(f"validate:quarantined-{validation.table}")
     watermarks.advance(

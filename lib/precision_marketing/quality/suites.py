@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from precision_marketing.config import ConfigError, from_dict
 
 CORRUPT_COLUMN = "_corrupt_record"
+# Fields whose value did not fit the contract's type or length (ingest names them).
+INVALID_COLUMN = "_invalid_fields"
 WELL_FORMED = f"{CORRUPT_COLUMN} IS NULL"
 
 
@@ -34,11 +36,23 @@ class Severity(StrEnum):
 
 @dataclass(frozen=True)
 class Reference:
-    """A flag column, true when `column` is null or found in bronze `table`.`key`."""
+    """A flag column, true when `column` is null or found in bronze `table`.`key` (and each
+    `also` column in its paired key; only lookup rows where `where` holds)."""
 
     column: str
     table: str
     key: str
+    also: dict[str, str] = field(default_factory=dict)
+    where: str | None = None
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A flag column, true unless the batch holds another row of the same key (Spark SQL
+    expressions, e.g. _batch_no first to judge each ingest batch alone; a null part means no
+    key) with different contract fields. Exact copies agree."""
+
+    keys: list[str]
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,8 @@ class Rule:
 
     @property
     def checks_well_formedness(self) -> bool:
-        return self.kwargs.get("column") == CORRUPT_COLUMN
+        """A rule on how the row parsed (it looks at rows whose raw text did not parse too)."""
+        return self.kwargs.get("column") in (CORRUPT_COLUMN, INVALID_COLUMN)
 
     def effective_row_condition(self) -> str | None:
         """Rows whose raw text did not parse break only the well-formedness rule."""
@@ -85,6 +100,7 @@ class Suite:
     table: str
     expectations: list[Rule]
     references: dict[str, Reference] = field(default_factory=dict)
+    conflicts: dict[str, Conflict] = field(default_factory=dict)
 
     def rules(self, severity: Severity) -> list[Rule]:
         return [r for r in self.expectations if r.level is severity]
@@ -123,7 +139,8 @@ def _check(suite: Suite, path: Path) -> None:
                 "can quarantine rows"
             )
     if not any(
-        r.checks_well_formedness and r.level is not Severity.WARN for r in suite.expectations
+        r.kwargs.get("column") == CORRUPT_COLUMN and r.level is not Severity.WARN
+        for r in suite.expectations
     ):
         raise ConfigError(
             f"{path}: a quarantine or fail rule on {CORRUPT_COLUMN} is required, so rows "
@@ -218,17 +235,35 @@ def with_reference_flags(
         if ref.table in unchecked:
             df = df.withColumn(flag, F.lit(True))
             continue
+        pairs = {ref.column: ref.key, **ref.also}
+        lookup = lookups[ref.table].where(ref.where) if ref.where else lookups[ref.table]
         keys = (
-            lookups[ref.table]
-            .select(F.col(ref.key).alias(f"_{flag}_key"))
-            .where(F.col(f"_{flag}_key").isNotNull())
+            lookup.select(*[F.col(k).alias(f"_{flag}_{i}") for i, k in enumerate(pairs.values())])
+            .where(F.col(f"_{flag}_0").isNotNull())
             .distinct()
+            .withColumn(f"_{flag}_found", F.lit(True))
         )
+        match = F.lit(True)
+        for i, column in enumerate(pairs):
+            match = match & (F.col(column) == F.col(f"_{flag}_{i}"))
         df = (
-            df.join(keys, F.col(ref.column) == F.col(f"_{flag}_key"), "left")
-            .withColumn(flag, F.col(ref.column).isNull() | F.col(f"_{flag}_key").isNotNull())
-            .drop(f"_{flag}_key")
+            df.join(keys, match, "left")
+            .withColumn(flag, F.col(ref.column).isNull() | F.col(f"_{flag}_found").isNotNull())
+            .drop(*[f"_{flag}_{i}" for i in range(len(pairs))], f"_{flag}_found")
         )
+    return df
+
+
+def with_conflict_flags(df: DataFrame, suite: Suite, fields: list[str]) -> DataFrame:
+    """Adds one boolean column per suite conflict: false on every row of a key whose rows in
+    the batch differ in any of `fields` (the contract's), so no copy silently wins."""
+    content = F.xxhash64(*[F.col(f) for f in fields])
+    for flag, conflict in suite.conflicts.items():
+        keys = [F.expr(k) for k in conflict.keys]
+        window = Window.partitionBy(*keys)
+        differs = F.min(content).over(window) != F.max(content).over(window)
+        keyed = reduce(Column.__and__, [k.isNotNull() for k in keys], F.lit(True))
+        df = df.withColumn(flag, ~(keyed & differs))
     return df
 
 

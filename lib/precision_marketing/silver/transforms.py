@@ -103,14 +103,14 @@ def in_reporting_currency(typed: DataFrame, reporting: str, rates: dict[str, flo
     """Order-line amounts converted to the reporting currency (config `currency`), the one place
     money is converted; the line's own currency and unit price are kept beside them.
 
-    Validation has already stopped any batch holding a currency without a rate, so every
-    non-null currency here is the reporting one or has a rate.
+    A line without a currency is taken to be in the reporting one. A currency that is neither
+    the reporting one nor has a rate (rule currency_known let it through at severity warn) gets
+    null amounts: it is left out of every sum rather than added as if it were the reporting one.
     """
     currency = F.col("currency")
-    rate: Column = F.when(currency == reporting, F.lit(1.0))
+    rate: Column = F.when(currency.isNull() | (currency == reporting), F.lit(1.0))
     for code, value in sorted(rates.items()):
         rate = rate.when(currency == code, F.lit(float(value)))
-    rate = F.coalesce(rate, F.lit(1.0))
 
     def converted(amount: str) -> Column:
         return F.when(rate == 1.0, F.col(amount)).otherwise(F.round(F.col(amount) * rate, 4))
@@ -121,7 +121,7 @@ def in_reporting_currency(typed: DataFrame, reporting: str, rates: dict[str, flo
             "original_unit_price": F.col("unit_price"),
             "unit_price": converted("unit_price"),
             "discount": converted("discount"),
-            "currency": F.when(currency.isNotNull(), F.lit(reporting)),
+            "currency": F.when(currency.isNotNull() & rate.isNotNull(), F.lit(reporting)),
         }
     )
 
