@@ -24,4 +24,22 @@ export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$python}"
 
 submit_args="$("$python" -m precision_marketing.submit "$job" "$@")" || exit 2
 mapfile -t args <<< "$submit_args"
-exec "$root/.venv/bin/spark-submit" "${args[@]}" "$root/jobs/$job.py" "$@"
+
+# On YARN the salts reach the driver (cluster mode) and executors through Spark conf
+# (spark.yarn.appMasterEnv.*, spark.executorEnv.*) read from a private properties file, never
+# the command line; the file is removed when spark-submit ends.
+secrets_file="$(mktemp)"  # mode 0600
+"$python" -m precision_marketing.submit --secrets "$job" "$@" > "$secrets_file" || { rm -f "$secrets_file"; exit 2; }
+if [[ ! -s "$secrets_file" ]]; then
+  rm -f "$secrets_file"
+  exec "$root/.venv/bin/spark-submit" "${args[@]}" "$root/jobs/$job.py" "$@"
+fi
+trap 'rm -f "$secrets_file"' EXIT
+"$root/.venv/bin/spark-submit" --properties-file "$secrets_file" "${args[@]}" "$root/jobs/$job.py" "$@" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+status=0
+wait "$child" || status=$?
+# A trapped signal ends the first wait early: wait for spark-submit itself to finish.
+if kill -0 "$child" 2>/dev/null; then wait "$child" || status=$?; fi
+exit "$status"

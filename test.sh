@@ -3,6 +3,6 @@
 # Extra arguments go to pytest (e.g. ./test.sh -k silver -x).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-bash "$root/scripts/setup.sh" --airflow
+bash "$root/scripts/setup.sh" --airflow --yarn
 cd "$root"
 exec .venv/bin/python -m pytest "$@"
