@@ -22,6 +22,7 @@ import pyspark
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, FloatType
 
 from precision_marketing.config import load_config
 from precision_marketing.submit import ROOT
@@ -33,7 +34,17 @@ STEPS = ["ingest", "validate", "silver", "features", "segment"]
 # The same config for both runs, besides storage: 200 customers, a fixed k, no Data Docs HTML.
 SETTINGS = ["generate.customers=200", "generate.days=60", "segment.k=3", "quality.data_docs=false"]
 # Columns a run stamps with its own id, clock or file paths; everything else must agree.
-RUN_COLUMNS = {"run_id", "ingested_at", "source_file", "_run_id", "_ingested_at", "_source_file"}
+RUN_COLUMNS = {
+    "_ingest_run_id",
+    "_ingested_at",
+    "_source_file",
+    "_validation_run_id",
+    "_quarantined_at",
+    "run_id",
+    "pipeline_run_id",
+}
+# The data layers; ops/ records durations and run ids.
+LAYERS = ("bronze", "silver", "gold", "quarantine")
 
 
 @dataclass(frozen=True)
@@ -161,13 +172,23 @@ def runs(
 def tables(warehouse: Path) -> list[str]:
     """layer/table of every Delta table the local run wrote."""
     return sorted(
-        str(log.parent.relative_to(warehouse)) for log in warehouse.glob("*/*/_delta_log")
+        str(log.parent.relative_to(warehouse))
+        for layer in LAYERS
+        for log in warehouse.glob(f"{layer}/*/_delta_log")
     )
 
 
 def digest(frame: DataFrame) -> tuple[int, int]:
-    """Row count and an order-free content digest (sum of per-row xxhash64, as decimal)."""
-    columns = [c for c in sorted(frame.columns) if c not in RUN_COLUMNS]
+    """Row count and an order-free content digest (sum of per-row xxhash64, as decimal).
+
+    Floating-point columns are rounded first: sums over differently ordered partitions may
+    differ in the last bits.
+    """
+    columns = [
+        F.round(field.name, 9) if isinstance(field.dataType, FloatType | DoubleType) else field.name
+        for field in sorted(frame.schema.fields, key=lambda f: f.name)
+        if field.name not in RUN_COLUMNS
+    ]
     row = frame.select(
         F.count(F.lit(1)).alias("n"),
         F.sum(F.xxhash64(*columns).cast("decimal(38,0)")).alias("digest"),
