@@ -63,6 +63,9 @@ public final class MiniHadoop {
     // A shared disk that is fuller than YARN's 90% default must not mark the node unhealthy.
     conf.set("yarn.nodemanager.disk-health-checker.max-disk-utilization-per-disk-percentage", "99");
     conf.set("yarn.nodemanager.disk-health-checker.min-free-space-per-disk-mb", "512");
+    // The NodeManager would copy each container's launch_container.sh, which exports the
+    // container's environment (the salts spark.yarn.appMasterEnv sets), into its log dir.
+    conf.setBoolean("yarn.nodemanager.log-container-debug-info.enabled", false);
     // Containers of finished apps are kept a while for their logs (tests read them).
     conf.set("yarn.nodemanager.delete.debug-delay-sec", "600");
 
