@@ -116,7 +116,8 @@ def submit_to_yarn(
         ],
         capture_output=True,
         text=True,
-        timeout=1500,
+        # 21 min seen at a load average of 40 on 2 cores (the AM alone took 5 min to start).
+        timeout=3600,
         check=False,
         env={
             **os.environ,
