@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, FloatType
 
 from precision_marketing.config import load_config
-from precision_marketing.submit import ROOT
+from precision_marketing.submit import ROOT, secret_env_conf, submission
 from tests.support import RUN_DATE, run_stage
 
 MINICLUSTER = ROOT / "scripts" / "minicluster.sh"
@@ -229,3 +230,26 @@ def test_the_salt_reached_the_driver_but_no_log(runs: Runs, cluster: MiniCluster
         if p.name in {"stdout", "stderr", "syslog"} and SALT in p.read_text(errors="replace")
     ]
     assert leaked == []
+
+
+def test_yarn_submission_ships_the_packed_python_and_keeps_the_salt_off_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pyenv = tmp_path / "pyenv.tar.gz"
+    pyenv.write_bytes(b"packed")
+    monkeypatch.setenv("PM_PYENV_ARCHIVE", str(pyenv))
+    monkeypatch.setenv("PM_PII_SALT", SALT)
+    monkeypatch.delenv("PM_HOLDOUT_SALT", raising=False)
+    cluster_mode = ["--env", "yarn", "--set", "spark.conf.spark.submit.deployMode=cluster"]
+    spec = submission("pipeline", cluster_mode, tmp_path / "build")
+    assert spec.archives[1] == f"{pyenv}#environment"
+    assert spec.conf["spark.pyspark.python"] == "./environment/bin/python"
+    assert "spark.pyspark.driver.python" not in spec.conf  # the driver runs in the AM
+    client = submission("pipeline", ["--env", "yarn"], tmp_path / "build")
+    assert client.conf["spark.pyspark.driver.python"] == sys.executable
+    assert not any(SALT in arg for arg in spec.args("pipeline"))
+    assert secret_env_conf("pipeline", cluster_mode) == {
+        "spark.yarn.appMasterEnv.PM_PII_SALT": SALT,
+        "spark.executorEnv.PM_PII_SALT": SALT,
+    }
+    assert secret_env_conf("pipeline", ["--env", "local"]) == {}
