@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pyspark
 import pytest
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, FloatType
+from pyspark.sql.types import DoubleType, FloatType, MapType, StructField
 
 from precision_marketing.config import load_config
 from precision_marketing.submit import ROOT, secret_env_conf, submission
@@ -180,6 +180,20 @@ def tables(warehouse: Path) -> list[str]:
     )
 
 
+def hashable(field: StructField) -> Column:
+    """A column xxhash64 accepts, floats rounded; a map as its entries sorted by key."""
+    column = F.col(field.name)
+    kind = field.dataType
+    if isinstance(kind, FloatType | DoubleType):
+        return F.round(column, 9)
+    if isinstance(kind, MapType):
+        entries = F.array_sort(F.map_entries(column))
+        if isinstance(kind.valueType, FloatType | DoubleType):
+            return F.transform(entries, lambda e: F.struct(e["key"], F.round(e["value"], 9)))
+        return entries
+    return column
+
+
 def digest(frame: DataFrame) -> tuple[int, int]:
     """Row count and an order-free content digest (sum of per-row xxhash64, as decimal).
 
@@ -187,7 +201,7 @@ def digest(frame: DataFrame) -> tuple[int, int]:
     differ in the last bits.
     """
     columns = [
-        F.round(field.name, 9) if isinstance(field.dataType, FloatType | DoubleType) else field.name
+        hashable(field)
         for field in sorted(frame.schema.fields, key=lambda f: f.name)
         if field.name not in RUN_COLUMNS
     ]
