@@ -2,11 +2,20 @@
 # Sets up a fresh checkout: a Python 3.11 venv with the pinned packages (.venv/) and the Delta
 # Lake JARs resolved from Maven Central (.jars/). Idempotent and quick once done.
 # --airflow also installs Airflow into .venv-airflow/ (the DAG test needs it; the jobs do not).
+# --yarn also resolves Hadoop's mini cluster into .hadoop/ (scripts/minicluster.sh runs it) and
+# packs .venv into build/pyenv.tar.gz, the Python environment jobs on YARN ship with --archives.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 with_airflow=false
-[[ "${1:-}" == "--airflow" ]] && with_airflow=true
+with_yarn=false
+for flag in "$@"; do
+  case "$flag" in
+    --airflow) with_airflow=true ;;
+    --yarn) with_yarn=true ;;
+    *) echo "setup: unknown option $flag (known: --airflow --yarn)" >&2; exit 2 ;;
+  esac
+done
 
 python_bin="${PYTHON:-python3.11}"
 command -v "$python_bin" >/dev/null || python_bin=python3
@@ -54,5 +63,41 @@ if $with_airflow; then
     .venv-airflow/bin/python -m pip install --quiet --upgrade pip
     .venv-airflow/bin/python -m pip install --quiet -r deps/airflow-requirements.txt
     echo "$airflow_want" > .venv-airflow/.setup-stamp
+  fi
+fi
+
+# Hadoop's mini cluster (HDFS + YARN in one JVM) for the Hadoop version pyspark bundles, and the
+# small Java main that starts it, compiled against those JARs. Swapped in whole, like .jars/.
+if $with_yarn; then
+  hadoop_want="$(cat deps/hadoop-minicluster.xml scripts/minicluster/MiniHadoop.java | sha256sum | cut -c1-16)"
+  if [[ ! -f .hadoop/.stamp || "$(cat .hadoop/.stamp)" != "$hadoop_want" ]]; then
+    echo "setup: resolving Hadoop's mini cluster from Maven Central into .hadoop/"
+    command -v javac >/dev/null || { echo "setup: javac (a JDK 17) is required for --yarn" >&2; exit 1; }
+    staging="$(mktemp -d "$root/.hadoop-staging.XXXXXX")"
+    # slf4j 1.7 is left out: pyspark's slf4j 2 and log4j 2 JARs log for the cluster.
+    mvn --batch-mode --quiet -f deps/hadoop-minicluster.xml dependency:copy-dependencies \
+      -DexcludeArtifactIds=slf4j-api -DoutputDirectory="$staging/jars"
+    javac -d "$staging/classes" -cp "$staging/jars/*" scripts/minicluster/MiniHadoop.java
+    echo "$hadoop_want" > "$staging/.stamp"
+    rm -rf .hadoop.previous
+    [[ -d .hadoop ]] && mv .hadoop .hadoop.previous
+    mv "$staging" .hadoop
+    rm -rf .hadoop.previous
+  fi
+
+  # The jobs' Python for YARN containers: .venv as a tar.gz, without pyspark's JARs (Spark
+  # ships its own, see spark.yarn.jars) and without the editable install's .pth (it points at
+  # this checkout; the package travels as build/precision_marketing-*.zip via --py-files).
+  # venv-pack refuses editable venvs, hence plain tar: bin/python links to the system
+  # python3.11, so nodes need Python 3.11 at the same path (true for this machine).
+  pyenv_want="$(cat .venv/.setup-stamp)"
+  if [[ ! -f build/pyenv.stamp || "$(cat build/pyenv.stamp)" != "$pyenv_want" || ! -f build/pyenv.tar.gz ]]; then
+    echo "setup: packing .venv into build/pyenv.tar.gz (about a minute)"
+    mkdir -p build
+    tar -C .venv -c -I 'gzip -1' -f build/pyenv.tar.gz.tmp \
+      --exclude=./lib/python3.11/site-packages/pyspark/jars \
+      --exclude='./lib/python3.11/site-packages/__editable__*' --exclude=./.setup-stamp .
+    mv build/pyenv.tar.gz.tmp build/pyenv.tar.gz
+    echo "$pyenv_want" > build/pyenv.stamp
   fi
 fi

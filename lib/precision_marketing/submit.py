@@ -25,6 +25,9 @@ from precision_marketing.config import ConfigError
 from precision_marketing.spark import delta_jars, session_conf
 
 ROOT = Path(__file__).resolve().parents[2]
+# The packed .venv (scripts/setup.sh --yarn); YARN containers unpack it as ./environment.
+PYENV_ENV = "PM_PYENV_ARCHIVE"
+CONTAINER_PYTHON = "./environment/bin/python"
 
 
 def build_archives(out: Path) -> tuple[Path, Path]:
@@ -97,9 +100,47 @@ def submission(job: str, argv: list[str], out: Path) -> Submission:
     # executors run in their own work dirs: conf/ arrives as ./conf in every container,
     # where config.find_conf_dir looks.
     archives = [] if master.startswith("local") else [f"{conf}#conf"]
-    return Submission(
-        master, config.spark.app_name, session_conf(config), delta_jars(), package, archives
-    )
+    spark_conf = session_conf(config)
+    if master == "yarn":
+        archives.append(f"{python_env()}#environment")
+        # Executors, and the driver in cluster mode, run the shipped Python; a client-mode
+        # driver runs here, with this checkout's Python (spark-submit.sh's PYSPARK_DRIVER_PYTHON).
+        spark_conf.setdefault("spark.pyspark.python", CONTAINER_PYTHON)
+        if spark_conf.get("spark.submit.deployMode", "client") == "client":
+            spark_conf.setdefault("spark.pyspark.driver.python", sys.executable)
+    return Submission(master, config.spark.app_name, spark_conf, delta_jars(), package, archives)
+
+
+def python_env() -> Path:
+    """The packed Python environment for YARN containers (built by scripts/setup.sh --yarn)."""
+    path = Path(os.environ.get(PYENV_ENV) or ROOT / "build" / "pyenv.tar.gz")
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no packed Python environment at {path}: run scripts/setup.sh --yarn"
+        )
+    return path
+
+
+def secret_env_conf(job: str, argv: list[str]) -> dict[str, str]:
+    """The salts a YARN application needs, as Spark conf that puts them into its environment.
+
+    In cluster mode the driver runs in the application master's container, which does not
+    inherit this shell's environment: spark.yarn.appMasterEnv.<VAR> carries them there (and
+    spark.executorEnv.<VAR> to executors). spark-submit.sh writes them into a private
+    properties file, never onto a command line; yarn.yaml's spark.redaction.regex hides them
+    from Spark's logs and UI. Salts that are not set here are left out (the job then says so).
+    """
+    _, config, _ = prepare(job, argv, driver=False)
+    if config.spark.master != "yarn":
+        return {}
+    names = [config.pii.salt_env, config.activation.holdout_salt_env]
+    conf: dict[str, str] = {}
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            conf[f"spark.yarn.appMasterEnv.{name}"] = value
+            conf[f"spark.executorEnv.{name}"] = value
+    return conf
 
 
 def submit_args(job: str, argv: list[str], out: Path) -> list[str]:
@@ -148,6 +189,11 @@ def main(argv: list[str]) -> int:
     try:
         if job_name == "--airflow":
             print(json.dumps(airflow_spec(job_argv, ROOT / "build")))
+        elif job_name == "--secrets":
+            # Properties-file lines on stdout, which spark-submit.sh sends to a 0600 file.
+            job_name, *job_argv = job_argv
+            for key, value in secret_env_conf(job_name, job_argv).items():
+                print(f"{key}={_escape(value)}")
         else:
             print("\n".join(submit_args(job_name, job_argv, ROOT / "build")))
     except (UsageError, ConfigError) as exc:

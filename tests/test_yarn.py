@@ -1,0 +1,271 @@
+"""./spark-submit.sh --env yarn against a real Hadoop mini cluster (HDFS + YARN) on loopback.
+
+scripts/minicluster.sh starts a NameNode, DataNode, ResourceManager and NodeManager in one JVM
+(from Maven Central's hadoop-client-minicluster, the Hadoop pyspark bundles). A 200-customer
+landing generated here is copied into HDFS; ingest, validate, silver, features and segment then
+run as one YARN application in cluster mode: the driver runs in the application master's
+container with the packed Python environment (--archives), the salt comes through
+spark.yarn.appMasterEnv, the Delta JARs and the package are shipped. The same stages run in
+this process's local session on the same landing, and every table must hold the same rows.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyspark
+import pytest
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, FloatType, MapType, StructField
+
+from precision_marketing.config import load_config
+from precision_marketing.submit import ROOT, secret_env_conf, submission
+from tests.support import RUN_DATE, run_stage
+
+MINICLUSTER = ROOT / "scripts" / "minicluster.sh"
+SALT = "yarn-test-salt"
+STEPS = ["ingest", "validate", "silver", "features", "segment"]
+# The same config for both runs, besides storage: 200 customers, a fixed k, no Data Docs HTML.
+SETTINGS = ["generate.customers=200", "generate.days=60", "segment.k=3", "quality.data_docs=false"]
+# Columns a run stamps with its own id, clock or file paths; everything else must agree.
+RUN_COLUMNS = {
+    "_ingest_run_id",
+    "_ingested_at",
+    "_source_file",
+    "_validation_run_id",
+    "_quarantined_at",
+    "run_id",
+    "pipeline_run_id",
+}
+# The data layers; ops/ records durations and run ids.
+LAYERS = ("bronze", "silver", "gold", "quarantine")
+
+
+@dataclass(frozen=True)
+class MiniCluster:
+    hdfs: str  # hdfs://localhost:<port>
+    conf_dir: Path
+    home: Path
+
+
+def minicluster(command: str, home: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(MINICLUSTER), command],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+        env={**os.environ, "PM_MINICLUSTER_HOME": str(home)},
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiniCluster]:
+    home = tmp_path_factory.mktemp("minicluster")
+    started = minicluster("start", home)
+    try:
+        assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
+        hdfs = (home / "conf" / "ready").read_text().split()[0]
+        yield MiniCluster(hdfs, home / "conf", home)
+    finally:
+        stopped = minicluster("stop", home)
+        assert stopped.returncode == 0, stopped.stderr
+
+
+def put(spark: SparkSession, local: Path, target: str) -> None:
+    """Copies a local folder into HDFS through the Hadoop client pyspark carries."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    hadoop_path = jvm.org.apache.hadoop.fs.Path
+    fs = hadoop_path(target).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs.copyFromLocalFile(False, True, hadoop_path(str(local)), hadoop_path(target))
+
+
+def submit_to_yarn(
+    cluster: MiniCluster, base: str, *options: str
+) -> subprocess.CompletedProcess[str]:
+    jars = Path(pyspark.__file__).parent / "jars"
+    settings = [
+        f"storage.landing={base}/landing",
+        f"storage.warehouse={base}/warehouse",
+        f"storage.ground_truth={base}/ground_truth",
+        *SETTINGS,
+        # Small containers: a 1 GB driver (the AM) and one 1 GB executor fit the 4 GB node.
+        "spark.conf.spark.submit.deployMode=cluster",
+        "spark.conf.spark.driver.memory=1g",
+        "spark.conf.spark.executor.memory=1g",
+        "spark.conf.spark.executor.cores=1",
+        "spark.conf.spark.dynamicAllocation.maxExecutors=1",
+        "spark.conf.spark.sql.shuffle.partitions=2",
+        # Spark's own JARs are on the node already: no 460 MB upload per application.
+        f"spark.conf.spark.yarn.jars=local:{jars}/*",
+        *options,
+    ]
+    return subprocess.run(
+        [
+            str(ROOT / "spark-submit.sh"),
+            "pipeline",
+            *("--env", "yarn", "--run-date", RUN_DATE.isoformat()),
+            *(a for s in settings for a in ("--set", s)),
+        ],
+        capture_output=True,
+        text=True,
+        # 21 min seen at a load average of 40 on 2 cores (the AM alone took 5 min to start).
+        timeout=3600,
+        check=False,
+        env={
+            **os.environ,
+            "HADOOP_CONF_DIR": str(cluster.conf_dir),
+            "PM_PII_SALT": SALT,
+            "PYTHONPATH": str(ROOT / "lib"),
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Runs:
+    local: Path
+    hdfs: str
+    seconds: float
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def runs(
+    cluster: MiniCluster, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Runs]:
+    tmp = tmp_path_factory.mktemp("yarn_local")
+    saved = os.environ.get("PM_PII_SALT")
+    os.environ["PM_PII_SALT"] = SALT  # the local run salts with the same value
+    try:
+        config = load_config(
+            "yarn",
+            [
+                f"storage.landing={tmp}/landing",
+                f"storage.warehouse={tmp}/warehouse",
+                f"storage.ground_truth={tmp}/ground_truth",
+                *SETTINGS,
+            ],
+        )
+        run_stage(spark, config, "generate", RUN_DATE)
+        base = f"{cluster.hdfs}/pm"
+        put(spark, tmp / "landing", f"{base}/landing")
+        started = time.monotonic()
+        result = submit_to_yarn(cluster, base, f"pipeline.steps=[{','.join(STEPS)}]")
+        seconds = time.monotonic() - started
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+        for step in STEPS:
+            run_stage(spark, config, step, RUN_DATE)
+        yield Runs(tmp / "warehouse", f"{base}/warehouse", seconds, result.stderr)
+    finally:
+        if saved is None:
+            os.environ.pop("PM_PII_SALT", None)
+        else:
+            os.environ["PM_PII_SALT"] = saved
+
+
+def tables(warehouse: Path) -> list[str]:
+    """layer/table of every Delta table the local run wrote."""
+    return sorted(
+        str(log.parent.relative_to(warehouse))
+        for layer in LAYERS
+        for log in warehouse.glob(f"{layer}/*/_delta_log")
+    )
+
+
+def hashable(field: StructField) -> Column:
+    """A column xxhash64 accepts, floats rounded; a map as its entries sorted by key."""
+    column = F.col(field.name)
+    kind = field.dataType
+    if isinstance(kind, FloatType | DoubleType):
+        return F.round(column, 9)
+    if isinstance(kind, MapType):
+        entries = F.array_sort(F.map_entries(column))
+        if isinstance(kind.valueType, FloatType | DoubleType):
+            return F.transform(entries, lambda e: F.struct(e["key"], F.round(e["value"], 9)))
+        return entries
+    return column
+
+
+def digest(frame: DataFrame) -> tuple[int, int]:
+    """Row count and an order-free content digest (sum of per-row xxhash64, as decimal).
+
+    Floating-point columns are rounded first: sums over differently ordered partitions may
+    differ in the last bits.
+    """
+    columns = [
+        hashable(field)
+        for field in sorted(frame.schema.fields, key=lambda f: f.name)
+        if field.name not in RUN_COLUMNS
+    ]
+    row = frame.select(
+        F.count(F.lit(1)).alias("n"),
+        F.sum(F.xxhash64(*columns).cast("decimal(38,0)")).alias("digest"),
+    ).first()
+    assert row is not None
+    return int(row["n"]), int(row["digest"] or 0)
+
+
+@pytest.mark.yarn
+def test_yarn_cluster_mode_writes_the_tables_a_local_run_writes(
+    spark: SparkSession, runs: Runs
+) -> None:
+    names = tables(runs.local)
+    assert {"bronze/events", "silver/customers", "gold/user_features", "gold/segments"} <= set(
+        names
+    )
+    for name in names:
+        local = digest(spark.read.format("delta").load(str(runs.local / name)))
+        on_hdfs = digest(spark.read.format("delta").load(f"{runs.hdfs}/{name}"))
+        assert on_hdfs == local, name
+    customers = spark.read.format("delta").load(f"{runs.hdfs}/silver/customers")
+    assert customers.count() == 200
+    segments = spark.read.format("delta").load(f"{runs.hdfs}/gold/segments")
+    assert segments.where(F.col("as_of_date") == F.lit(RUN_DATE)).count() == 200
+
+
+@pytest.mark.yarn
+def test_the_salt_reached_the_driver_but_no_log(runs: Runs, cluster: MiniCluster) -> None:
+    # Pseudonyms equal to the local run's (above) prove the driver had the salt; it must not
+    # appear in what spark-submit printed nor in any container log the NodeManager kept.
+    assert SALT not in runs.stderr
+    logs = [
+        p for p in cluster.home.rglob("*") if p.is_file() and p.parent.name.startswith("container_")
+    ]
+    assert logs, "no container logs kept"
+    leaked = [
+        str(p)
+        for p in logs
+        if p.name in {"stdout", "stderr", "syslog"} and SALT in p.read_text(errors="replace")
+    ]
+    assert leaked == []
+
+
+def test_yarn_submission_ships_the_packed_python_and_keeps_the_salt_off_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pyenv = tmp_path / "pyenv.tar.gz"
+    pyenv.write_bytes(b"packed")
+    monkeypatch.setenv("PM_PYENV_ARCHIVE", str(pyenv))
+    monkeypatch.setenv("PM_PII_SALT", SALT)
+    monkeypatch.delenv("PM_HOLDOUT_SALT", raising=False)
+    cluster_mode = ["--env", "yarn", "--set", "spark.conf.spark.submit.deployMode=cluster"]
+    spec = submission("pipeline", cluster_mode, tmp_path / "build")
+    assert spec.archives[1] == f"{pyenv}#environment"
+    assert spec.conf["spark.pyspark.python"] == "./environment/bin/python"
+    assert "spark.pyspark.driver.python" not in spec.conf  # the driver runs in the AM
+    client = submission("pipeline", ["--env", "yarn"], tmp_path / "build")
+    assert client.conf["spark.pyspark.driver.python"] == sys.executable
+    assert not any(SALT in arg for arg in spec.args("pipeline"))
+    assert secret_env_conf("pipeline", cluster_mode) == {
+        "spark.yarn.appMasterEnv.PM_PII_SALT": SALT,
+        "spark.executorEnv.PM_PII_SALT": SALT,
+    }
+    assert secret_env_conf("pipeline", ["--env", "local"]) == {}
