@@ -1,8 +1,9 @@
 """A small warehouse built the way users build theirs: generate, then the `pipeline` job.
 
-Built once per test process (the notebooks and the pipeline-summary tests share it): 100
-generated customers run through every stage of conf/base.yaml's pipeline.steps, in one
-`pipeline` run in this process, on the shared session. Its summary text is kept for tests.
+Built once per test process (the notebooks, the pipeline-summary tests and the generated-data
+quality tests share it): 100 generated customers run through every stage of conf/base.yaml's
+pipeline.steps, in one `pipeline` run in this process, on the shared session, with Data Docs on
+(the summary lists their page). Its summary text is kept for tests.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def pipeline_warehouse(spark: SparkSession, factory: pytest.TempPathFactory) -> 
     if "warehouse" not in _built:
         root: Path = factory.mktemp("pipeline_warehouse")
         steps = list(PIPELINE_ORDER)
-        config = make_config(root, f"pipeline.steps=[{','.join(steps)}]")
+        config = make_config(root, f"pipeline.steps=[{','.join(steps)}]", "quality.data_docs=true")
         run_stage(spark, config, "generate", RUN_DATE)
         printed = io.StringIO()
         with redirect_stdout(printed):

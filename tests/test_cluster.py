@@ -3,14 +3,19 @@
 A master and one worker (1 core, 2 GB) are started from the pinned pyspark's bin/spark-class.
 The worker runs executors in its own work dir, where nothing of this checkout is: whatever the
 jobs need there (the Delta JARs for Delta's writers, the package zip, conf/) must be shipped by
-spark-submit. ingest runs as its own application, then validate, silver, features and segment
-as one `pipeline` application, on 100 generated customers.
+spark-submit. One `pipeline` application runs conf/test.yaml's steps (ingest, validate, silver)
+on the hand-written landing set (tests/tiny_landing.py), so its silver tables have exact counts.
+The stages after silver run on Spark the same way; they are tested in-process
+(tests/test_pipeline_resume.py counts gold/user_features and gold/segments of a pipeline run).
+This run is also the suite's real run of ./spark-submit.sh (tests/test_spark_submit.py keeps
+its exit codes): the summary goes to stdout, step lines to stderr.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,11 +31,11 @@ import deltalake
 import pyarrow.compute as pc
 import pyspark
 import pytest
-from pyspark.sql import SparkSession
 
 from precision_marketing.spark import delta_jars
 from precision_marketing.submit import ROOT
-from tests.support import RUN_DATE, make_config, run_stage
+from tests.support import RUN_DATE
+from tests.tiny_landing import EXPECTED_SILVER, write_tiny_landing
 
 SPARK_CLASS = ROOT / ".venv" / "bin" / "spark-class"
 SPARK_HOME = str(Path(pyspark.__file__).parent)  # the pip package is a whole Spark home
@@ -139,25 +144,19 @@ def submit(
     )
 
 
+@dataclass(frozen=True)
+class Submitted:
+    tmp: Path
+    result: subprocess.CompletedProcess[str]
+
+
 @pytest.fixture(scope="module")
-def submitted(
-    cluster: Cluster, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+def submitted(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Submitted:
     tmp = tmp_path_factory.mktemp("on_cluster")
-    run_stage(spark, make_config(tmp), "generate", RUN_DATE)
-    ingest = submit(cluster, tmp, "ingest")
-    assert ingest.returncode == 0, ingest.stdout[-4000:] + ingest.stderr[-4000:]
-    models = submit(
-        cluster,
-        tmp,
-        "pipeline",
-        "pipeline.steps=[validate,silver,features,segment]",
-        # Cheaper, same code paths: a fixed k skips the silhouette search, no Data Docs HTML.
-        "segment.k=3",
-        "quality.data_docs=false",
-    )
-    assert models.returncode == 0, models.stdout[-4000:] + models.stderr[-4000:]
-    return tmp
+    write_tiny_landing(tmp / "landing")
+    result = submit(cluster, tmp, "pipeline")  # conf/test.yaml: ingest, validate, silver
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return Submitted(tmp, result)
 
 
 def rows(path: Path, as_of: bool = False) -> int:
@@ -167,30 +166,41 @@ def rows(path: Path, as_of: bool = False) -> int:
     return int(table.num_rows)
 
 
-def test_the_jobs_wrote_real_delta_tables(submitted: Path) -> None:
-    warehouse = submitted / "warehouse"
-    assert rows(warehouse / "bronze" / "events") > 0
-    assert rows(warehouse / "silver" / "customers") == 100
-    assert rows(warehouse / "gold" / "user_features", as_of=True) == 100
-    assert rows(warehouse / "gold" / "segments", as_of=True) == 100
+def test_the_jobs_wrote_real_delta_tables(submitted: Submitted) -> None:
+    """Read back by delta-rs, a second Delta reader: exact rows of bronze and every silver table."""
+    warehouse = submitted.tmp / "warehouse"
+    assert rows(warehouse / "bronze" / "events") == 8  # tests/tiny_landing.py: 8 lines
+    silver = {name: rows(warehouse / "silver" / name) for name in EXPECTED_SILVER}
+    assert silver == EXPECTED_SILVER
 
 
-def test_both_applications_ran_executors_on_the_worker(cluster: Cluster, submitted: Path) -> None:
-    apps = {a["name"]: a for a in cluster.state()["completedapps"]}
-    assert set(apps) == {"precision-marketing:ingest", "precision-marketing:pipeline"}
-    assert {a["state"] for a in apps.values()} == {"FINISHED"}
-    for app in apps.values():
-        executors = sorted((cluster.work_dir / app["id"]).iterdir())
-        assert executors, app["id"]
-        assert any("Finished task" in (e / "stderr").read_text() for e in executors), app["id"]
+def test_the_summary_goes_to_stdout_and_step_lines_to_stderr(submitted: Submitted) -> None:
+    # Step lines go to the JVM's stderr (PythonRunner merges Python's stderr into stdout);
+    # stdout holds the job's result, the summary.
+    result = submitted.result
+    assert "step silver order_lines" in result.stderr
+    assert " INFO " not in result.stdout, result.stdout[-3000:]
+    steps = re.findall(r"^  (\w+) +(\w+) +[\d.]+  on: (.*)$", result.stdout, re.M)
+    assert steps == [
+        (step, "succeeded", "events, crm, transactions, catalog")
+        for step in ("ingest", "validate", "silver")
+    ], result.stdout
+
+
+def test_the_application_ran_executors_on_the_worker(
+    cluster: Cluster, submitted: Submitted
+) -> None:
+    apps = cluster.state()["completedapps"]
+    assert [(a["name"], a["state"]) for a in apps] == [("precision-marketing:pipeline", "FINISHED")]
+    executors = sorted((cluster.work_dir / apps[0]["id"]).iterdir())
+    assert executors
+    assert any("Finished task" in (e / "stderr").read_text() for e in executors)
 
 
 def test_package_conf_and_delta_jars_were_shipped_to_the_executors(
-    cluster: Cluster, submitted: Path
+    cluster: Cluster, submitted: Submitted
 ) -> None:
-    pipeline = next(
-        a for a in cluster.state()["completedapps"] if a["name"] == "precision-marketing:pipeline"
-    )
+    (pipeline,) = cluster.state()["completedapps"]
     executor = sorted((cluster.work_dir / pipeline["id"]).iterdir())[0]
     names = {p.name for p in executor.iterdir()}
     assert {Path(jar).name for jar in delta_jars()} <= names

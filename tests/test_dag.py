@@ -50,12 +50,10 @@ MASTER = "spark://127.0.0.1:7077"
 
 # Runs in .venv-airflow: loads the folder, describes the DAG, renders `segment`.
 LOAD = r"""
-import json, sys, time
-started = time.perf_counter()
+import json, sys
 from airflow.models import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
 out = {
-    "seconds": time.perf_counter() - started,
     "import_errors": {k: str(v) for k, v in bag.import_errors.items()},
     "dag_ids": sorted(bag.dag_ids),
 }
@@ -125,7 +123,6 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_the_dag_loads_without_import_errors(loaded: dict[str, Any]) -> None:
     assert loaded["import_errors"] == {}
     assert loaded["dag_ids"] == ["precision_marketing"]
-    assert loaded["seconds"] < 60
 
 
 def test_one_spark_submit_task_per_job_in_data_flow_order(loaded: dict[str, Any]) -> None:

@@ -18,7 +18,8 @@ from precision_marketing.config import Config
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.quality.suites import Severity, load_suite
-from tests.support import make_config, run_stage
+from tests.pipeline_fixture import pipeline_warehouse
+from tests.support import run_stage
 
 SOURCES = ("events", "crm", "transactions", "catalog")
 SILVER_BY_SOURCE = {
@@ -31,10 +32,9 @@ SILVER_BY_SOURCE = {
 
 @pytest.fixture(scope="module")
 def generated(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Config:
-    config = make_config(tmp_path_factory.mktemp("generated"))
-    for stage in ("generate", "ingest", "validate", "silver"):
-        run_stage(spark, config, stage)
-    return config
+    """The shared pipeline warehouse: generate, then ingest, validate and silver (among the
+    other steps) on the same 100 customers."""
+    return pipeline_warehouse(spark, tmp_path_factory).config
 
 
 def truth(spark: SparkSession, config: Config, table: str) -> DataFrame:

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass
@@ -34,12 +35,13 @@ from tests.support import RUN_DATE, make_config, run_stage
 ROOT = Path(__file__).parents[1]
 PROBES = ("probe_a", "probe_b", "probe_c")
 ran: list[str] = []  # the probes that ran, in order, in this process
+SLOW = 0.5  # seconds a 'slow' probe takes
 
 
 @dataclass(frozen=True)
 class Probe(Stage):
     """A stage that fails while its input file reads 'broken' ('bad data': a DQ stop;
-    'missing': its input is absent)."""
+    'missing': its input is absent; 'slow': it takes SLOW seconds and succeeds)."""
 
     name: str = ""
 
@@ -51,6 +53,8 @@ class Probe(Stage):
             raise RuntimeError(f"{self.name}: input is broken")
         if state == "bad data":
             raise DataQualityError(f"{self.name}: a fail rule did not hold")
+        if state == "slow":
+            time.sleep(SLOW)
         if state == "missing":
             raise MissingInputError(f"{self.name} needs probe/input (a test); it is empty: fill it")
 
@@ -150,19 +154,22 @@ def test_a_failed_step_is_recorded_and_the_next_attempt_resumes_there(
         "probe_c": ("succeeded", None),
     }
 
-    # After a complete attempt, a rerun runs everything again.
+    # After a complete attempt, a rerun runs everything again (probe_b takes SLOW seconds).
+    set_input(config, "probe_b", "slow")
     ran.clear()
     third = run_pipeline(spark, config)
     assert ran == list(PROBES)
     assert {s for s, _ in attempt(spark, config, third.run_id).values()} == {"succeeded"}
 
     runs = tables.read(spark, tables.table_path(config, Layer.OPS, "pipeline_runs"))
-    row = runs.where(F.col("step") == "probe_b").orderBy("finished_at").first()
+    third_b = (F.col("step") == "probe_b") & (F.col("pipeline_run_id") == third.run_id)
+    row = runs.where(third_b).first()
     assert row is not None
     assert row["run_date"] == RUN_DATE
     assert row["step_no"] == 2
-    assert row["finished_at"] >= row["started_at"]
-    assert row["seconds"] >= 0
+    assert SLOW <= row["seconds"] < SLOW + 0.5  # the probe's sleep and no more than bookkeeping
+    wall = (row["finished_at"] - row["started_at"]).total_seconds()
+    assert wall == pytest.approx(row["seconds"], abs=0.01)
 
 
 def test_a_step_without_input_is_recorded_the_run_goes_on_and_resume_counts_it_done(
@@ -281,7 +288,7 @@ def test_summary_counts_equal_the_tables(spark: SparkSession, warehouse: Warehou
     assert counted["gold/user_features"] == 100
     assert counted["gold/segments"] == 100
     assert counted["gold/recommendations"] == rows(Layer.GOLD, "recommendations", True)
-    assert counted["gold/recommendations"] > 0
+    assert counted["gold/recommendations"] == 100 * config.recommend.top_n  # each customer N
 
 
 def test_summary_metrics_and_reports(spark: SparkSession, warehouse: Warehouse) -> None:

@@ -188,7 +188,10 @@ def test_ranking_and_probability_metrics(spark: SparkSession) -> None:
     assert probability["base_rate"] == 0.5
 
 
-def test_platt_calibration_keeps_the_order_and_stays_in_0_1(spark: SparkSession) -> None:
+def test_platt_calibration_keeps_the_order_and_fits_the_outcomes(spark: SparkSession) -> None:
+    """Labels 1 at scores 0, 3, 6, 7, 8, 9: not separable, so the unregularized logistic fit
+    has a maximum, where its score equations hold: the probabilities sum to the 6 positives
+    and, weighted by score, to 0 + 3 + 6 + 7 + 8 + 9 = 33."""
     df = spark.createDataFrame(
         [(f"c{i}", float(i), float(i % 3 == 0 or i > 6)) for i in range(10)],
         "customer_id string, score double, label double",
@@ -196,7 +199,8 @@ def test_platt_calibration_keeps_the_order_and_stays_in_0_1(spark: SparkSession)
     fitted = model.calibrator("platt", "score").fit(df)
     rows = model.calibrated(fitted, df, "score", "p").orderBy("score").collect()
     probabilities = [r["p"] for r in rows]
-    assert all(0.0 <= p <= 1.0 for p in probabilities)
+    assert sum(probabilities) == pytest.approx(6.0, abs=1e-3)
+    assert sum(p * i for i, p in enumerate(probabilities)) == pytest.approx(33.0, abs=1e-2)
     assert probabilities == sorted(probabilities)
     assert not [c for c in model.calibrated(fitted, df, "score", "p").columns if c.startswith("_")]
 

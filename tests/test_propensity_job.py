@@ -154,8 +154,13 @@ def test_model_beats_the_recency_baseline(spark: SparkSession, world: World) -> 
         assert sum(deciles) == 59
         assert max(deciles) - min(deciles) <= 1
         assert m[(model, "cumulative_gain", 10)] == pytest.approx(1.0)
-        for metric in ("pr_auc", "log_loss", "brier", "ece", "top_decile_lift"):
+        for metric in ("log_loss", "brier", "ece"):
             assert (model, metric, None) in m
+    # A perfect ranking: every buyer before every non-buyer; its top decile (6 customers) all
+    # buyers, 59 / 20 times the base rate. The baseline's top decile holds no buyer.
+    assert m[("propensity", "pr_auc", None)] == pytest.approx(1.0)
+    assert m[("propensity", "top_decile_lift", None)] == pytest.approx(59 / 20)
+    assert m[("recency_baseline", "top_decile_lift", None)] == 0.0
     # Spend: the buyers' 4 orders of 20 EUR against 3 in the period before.
     assert m[("spend_last_period", "mae", None)] == pytest.approx(20.0)
     assert m[("spend_last_period", "mape", None)] == pytest.approx(0.25)

@@ -1,8 +1,9 @@
 """The real-shaped fixtures (tests/fixtures/real_shaped/README.md) through the whole pipeline.
 
 Each fixture is copied to a temp landing and run once by the `pipeline` job, with every stage of
-conf/base.yaml's pipeline.steps. The tests then assert exact outputs: each step's status in
-ops/pipeline_runs, the rows of every silver table, and the rows of the gold tables.
+conf/base.yaml's pipeline.steps (tests/real_shaped_fixture.py, which holds the expected
+numbers). The tests then assert exact outputs: each step's status in ops/pipeline_runs, the rows
+of every silver table, and the rows of the gold tables.
 
 Numbers marked DATA follow from the fixture files alone (make.py's `expected_counts` and the
 README derive them); the others are the suite's documented behaviour
@@ -16,8 +17,6 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,16 +25,21 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from precision_marketing.config import Config, load_config
+from precision_marketing.config import Config
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.runtime import DataQualityError
+from tests.real_shaped_fixture import (
+    CASES,
+    FIXTURES,
+    GOLD_LAYER,
+    ROOT,
+    SILVER_TABLES,
+    USD_RATE,
+    Run,
+    pipeline_run,
+)
 from tests.support import make_config, run_stage
-
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures" / "real_shaped"
-ALL_STEPS = tuple(load_config("local").pipeline.steps)
-USD_RATE = 0.92
 
 
 def _load_make() -> ModuleType:
@@ -91,144 +95,6 @@ def test_real_shaped_bench_writes_10k_customers_deterministically(tmp_path: Path
 
 # ----------------------------------------------------------------------------------------------
 # Through the pipeline.
-
-SILVER_TABLES = ("events", "customers", "customer_history", "order_lines", "items")
-
-
-@dataclass(frozen=True)
-class Case:
-    fixture: str
-    run_date: date
-    overrides: tuple[str, ...]
-    steps: dict[str, str]  # step -> status in ops/pipeline_runs
-    silver: dict[str, int]  # DATA (see each case)
-    gold: dict[str, int] = field(default_factory=dict)  # table -> rows at the run date
-    exclude: str = "bought"  # recommend.exclude the case runs with
-
-
-def _ran(*no_input: str) -> dict[str, str]:
-    return {s: ("no_input" if s in no_input else "succeeded") for s in ALL_STEPS}
-
-
-CASES = {
-    c.fixture: c
-    for c in (
-        Case(
-            "transactions_only",
-            date(2026, 6, 30),
-            (
-                f"ingest.sources_file={FIXTURES}/transactions_only/sources.yaml",
-                f"currency.rates={{USD: {USD_RATE}}}",
-            ),
-            # Every stage has an input. publish: the CRM exists but has no consent columns, so
-            # every matched customer is excluded; measure runs on those audiences.
-            steps=_ran(),
-            # DATA: 133 invoices of one line, 40 CRM rows, 3 items, no events.
-            silver={
-                "events": 0,
-                "customers": 40,
-                "customer_history": 40,
-                "order_lines": 133,
-                "items": 3,
-            },
-            gold={
-                "user_features": 40,  # DATA: every CRM customer signed up before the run date
-                "segments": 40,  # one row per user_features row
-                "propensity": 40,  # every customer of the run date's snapshot scored
-                "recommendations": 57,  # DATA if every unbought item is served (README)
-                "audiences": 28,  # 3 campaigns match 12 + 8 + 8, none contactable (no consent)
-            },
-        ),
-        Case(
-            "views_only",
-            date(2026, 6, 30),
-            ("recommend.exclude=seen",),
-            # No order lines to label, no CRM to contact, so no audiences to measure.
-            steps=_ran("propensity", "publish", "measure"),
-            silver={
-                "events": 263,
-                "customers": 0,
-                "customer_history": 0,
-                "order_lines": 0,
-                "items": 15,
-            },  # DATA (current tree: same, without the empty tables)
-            gold={
-                "user_features": 40,  # without a CRM the base is the active customers
-                "segments": 40,
-                "recommendations": 120,  # DATA: at most 9 of 15 seen, so 3 unseen each
-            },
-            exclude="seen",
-        ),
-        Case(
-            "no_crm",
-            date(2026, 6, 30),
-            (),
-            steps=_ran("publish", "measure"),  # no CRM: nobody to contact
-            # DATA: order_customer_known passes (with a warning) while the CRM never had a row;
-            # 82 rows, one refund netted off its sale.
-            silver={
-                "events": 417,
-                "customers": 0,
-                "customer_history": 0,
-                "order_lines": 81,
-                "items": 10,
-            },
-            gold={
-                "user_features": 30,  # event and order customers, no CRM base
-                "segments": 30,
-                "propensity": 30,
-                "recommendations": 90,  # DATA: everyone has >= 3 unbought items
-            },
-        ),
-        Case(
-            "replay_1997",
-            date(1998, 1, 1),
-            (),
-            steps=_ran(),  # measure runs: audiences and transactions exist
-            silver={
-                "events": 0,
-                "customers": 50,
-                "customer_history": 50,
-                "order_lines": 208,
-                "items": 20,
-            },  # DATA (current tree: the same, events table aside)
-            gold={
-                "user_features": 50,  # DATA: every customer signed up in 1997-Q1
-                "segments": 50,
-                "propensity": 50,
-                "recommendations": 150,  # DATA: everyone has >= 3 unbought CDs
-            },
-        ),
-    )
-}
-
-GOLD_LAYER = {"audiences": Layer.ACTIVATION}
-
-
-@dataclass
-class Run:
-    case: Case
-    config: Config
-    error: BaseException | None
-
-
-_runs: dict[str, Run] = {}
-
-
-def pipeline_run(spark: SparkSession, factory: pytest.TempPathFactory, name: str) -> Run:
-    """The fixture's one pipeline run in this process (shared by the tests below)."""
-    if name not in _runs:
-        case = CASES[name]
-        root = factory.mktemp(f"real_{name}")
-        shutil.copytree(FIXTURES / name, root / "landing")
-        config = make_config(root, f"pipeline.steps=[{','.join(ALL_STEPS)}]", *case.overrides)
-        error: BaseException | None = None
-        try:
-            run_stage(spark, config, "pipeline", case.run_date)
-        except (Exception, SystemExit) as exc:  # kept for the assertion messages
-            error = exc
-        _runs[name] = Run(case, config, error)
-    return _runs[name]
 
 
 def read(spark: SparkSession, config: Config, layer: Layer, name: str) -> DataFrame:
@@ -333,3 +199,35 @@ def test_a_currency_without_a_rate_stops_validate(
     run_stage(spark, config, "ingest", CASES["transactions_only"].run_date)
     with pytest.raises(DataQualityError, match=r"USD.*133|133.*USD"):
         run_stage(spark, config, "validate", CASES["transactions_only"].run_date)
+
+
+def _rows_without_run_ids(df: DataFrame) -> list[tuple[Any, ...]]:
+    """A table's rows, sorted, without the columns that name the run that wrote them."""
+    kept = [c for c in df.columns if not c.endswith("run_id")]
+    return sorted((tuple(r) for r in df.select(*kept).collect()), key=repr)
+
+
+def test_a_rerun_leaves_gold_and_activation_rows_as_they_were(
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """README: after a complete attempt, a rerun runs every step again; gold and activation
+    keep the same rows (run ids aside) but activation/campaign_runs, a log of publish runs, and
+    ops/pipeline_runs gains one row per step. Last in
+    this module: the other tests read the first run, which the rerun must leave as it was."""
+    run = pipeline_run(spark, tmp_path_factory, "transactions_only")
+    assert run.error is None
+    warehouse = Path(tables.warehouse(run.config))
+    folders = [str(p) for layer in ("gold", "activation") for p in (warehouse / layer).iterdir()]
+    paths = sorted(p for p in folders if tables.is_delta(spark, p))  # not activation/manifests
+    assert len(paths) >= len(run.case.gold)
+    before = {p: _rows_without_run_ids(tables.read(spark, p)) for p in paths}
+    attempts = read(spark, run.config, Layer.OPS, "pipeline_runs").count()
+
+    run_stage(spark, run.config, "pipeline", run.case.run_date)
+
+    after = {p: _rows_without_run_ids(tables.read(spark, p)) for p in paths}
+    changed = [Path(p).name for p in paths if after[p] != before[p]]
+    assert changed == ["campaign_runs"]  # activation's log of publish runs, like pipeline_runs
+    assert read(spark, run.config, Layer.OPS, "pipeline_runs").count() == attempts + len(
+        run.case.steps
+    )

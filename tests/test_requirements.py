@@ -1,19 +1,17 @@
 """Stages on the data users have: a missing input stops a stage in one line, not the pipeline.
 
-One warehouse of product views only: 100 generated customers' events and catalog, with the CRM
-and transactions sources removed from the landing, run through every stage of
-conf/base.yaml's pipeline.steps in one `pipeline` run.
+One warehouse of product views only: the real-shaped `views_only` fixture (40 customers' events
+and a catalog, no CRM, no transactions), run through every stage of conf/base.yaml's
+pipeline.steps in one `pipeline` run; tests/real_shaped_fixture.py builds it once per test
+process for this module and tests/test_real_shaped.py.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import re
-import shutil
 import subprocess
 import sys
-from contextlib import redirect_stdout
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -22,30 +20,16 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from precision_marketing import contracts
 from precision_marketing.cli import EXIT_MISSING_INPUT
 from precision_marketing.config import Config
-from precision_marketing.ingest.read import bronze_schema
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.requirements import problem
 from precision_marketing.runtime import MissingInputError
-from precision_marketing.silver.job import SILVER_TABLES
-from tests.pipeline_fixture import PIPELINE_ORDER
-from tests.support import RUN_DATE, context, make_config, run_stage
+from tests.real_shaped_fixture import pipeline_run
+from tests.support import RUN_DATE, run_stage
 
 ROOT = Path(__file__).parents[1]
-REMOVED = ("crm", "transactions")
-
-
-def create_empty_silver_tables(spark: SparkSession, config: Config, sources: set[str]) -> None:
-    """The silver tables of `sources`, empty, as silver writes them when a source has no data."""
-    ctx = context(config)
-    for table in SILVER_TABLES:
-        if table.source in sources:
-            raw = spark.createDataFrame([], bronze_schema(contracts.SOURCES[table.source]))
-            empty = table.build(ctx, raw, lambda raw=raw: raw)  # type: ignore[misc]
-            tables.append(empty, tables.table_path(config, Layer.SILVER, table.name))
 
 
 @dataclass(frozen=True)
@@ -56,16 +40,9 @@ class ViewsOnly:
 
 @pytest.fixture(scope="module")
 def views_only(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> ViewsOnly:
-    root = tmp_path_factory.mktemp("views_only")
-    config = make_config(root, f"pipeline.steps=[{','.join(PIPELINE_ORDER)}]")
-    run_stage(spark, config, "generate", RUN_DATE)
-    for source in REMOVED:
-        shutil.rmtree(Path(config.storage.landing) / source)
-    create_empty_silver_tables(spark, config, set(REMOVED))
-    printed = io.StringIO()
-    with redirect_stdout(printed):
-        run_stage(spark, config, "pipeline", RUN_DATE)
-    return ViewsOnly(config, printed.getvalue())
+    run = pipeline_run(spark, tmp_path_factory, "views_only")
+    assert run.case.run_date == RUN_DATE
+    return ViewsOnly(run.config, run.summary)
 
 
 def statuses(spark: SparkSession, config: Config) -> dict[str, tuple[str, str | None]]:
