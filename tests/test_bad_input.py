@@ -311,6 +311,14 @@ SILVER_KEY = {"events": "event_id", "customers": "customer_id", "order_lines": "
               "items": "item_id"}  # fmt: skip
 
 
+# A second batch re-sends four keys of the first: one exact copy (nothing to say) and, per
+# source, one key with other contents (counted by changed_since_earlier_batch, a warning).
+EVENTS_LATER = [event("g-ev-view"), event("v-ev-platform", platform="ios")]
+CRM_LATER = [crm("v-crm-gender", gender="F")]
+TRANSACTIONS_LATER = [line("v-tx-dup", quantity="2")]
+CATALOG_LATER = ["v-cat-dup,Copy,books,Acme,6,true,2026-01-01T00:00:00Z"]
+
+
 def write_landing(landing: Path) -> None:
     def write(path: Path, lines: list[str]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -322,6 +330,19 @@ def write_landing(landing: Path) -> None:
     write(landing / "transactions" / "t.csv", [TRANSACTIONS_HEADER, *TRANSACTIONS_GOOD,
                                                *TRANSACTIONS_BAD])  # fmt: skip
     write(landing / "catalog" / "catalog.csv", [CATALOG_HEADER, *CATALOG_GOOD, *CATALOG_BAD])
+
+
+def write_later_batch(landing: Path) -> None:
+    (landing / "events" / "events-2.jsonl").write_text(
+        "\n".join(json.dumps(e) for e in EVENTS_LATER) + "\n"
+    )
+    (landing / "crm" / "crm-2.csv").write_text("\n".join([CRM_HEADER, *CRM_LATER]) + "\n")
+    (landing / "transactions" / "t-2.csv").write_text(
+        "\n".join([TRANSACTIONS_HEADER, *TRANSACTIONS_LATER]) + "\n"
+    )
+    (landing / "catalog" / "catalog-2.csv").write_text(
+        "\n".join([CATALOG_HEADER, *CATALOG_LATER]) + "\n"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -341,6 +362,9 @@ def corpus(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Con
         f"ingest.sources_file={root / 'sources.yaml'}",
         "currency.rates={USD: 0.9}",
     )
+    for stage in ("ingest", "validate", "silver"):
+        run_stage(spark, config, stage)
+    write_later_batch(root / "landing")
     for stage in ("ingest", "validate", "silver"):
         run_stage(spark, config, stage)
     return config
@@ -420,6 +444,8 @@ def test_accepted_variants_hold_what_the_contract_says(spark: SparkSession, corp
         ("o1", 1): ("EUR", "EUR", 12.5, 1, 12.5, "partially_refunded"),
         ("o1", 2): ("EUR", "EUR", 30.0, 1, 25.0, "completed"),
         ("v-tx-cancelled", 1): ("EUR", "EUR", 10.0, 0, 0.0, "cancelled"),
+        # re-sent in the second batch with quantity 2: the earliest sale stays, the change is
+        # counted (test_a_key_resent_later_with_other_contents_is_counted_not_silent)
         ("v-tx-dup", 1): ("EUR", "EUR", 10.0, 1, 10.0, "completed"),
         ("v-tx-usd", 1): ("EUR", "USD", 9.0, 1, 9.0, "completed"),
         ("v-tx-no-currency", 1): (None, None, 10.0, 1, 10.0, "completed"),
@@ -431,7 +457,7 @@ def test_accepted_variants_hold_what_the_contract_says(spark: SparkSession, corp
 def test_warned_kinds_are_counted_in_the_validation_results(
     spark: SparkSession, corpus: Config
 ) -> None:
-    results = read(spark, corpus, Layer.OPS, "validation_results")
+    results = read(spark, corpus, Layer.OPS, "validation_results").where("batch_from = 1")
     warned = results.where("severity = 'warn' AND rows_broken > 0").select(
         "table", "rule", "rows_broken"
     )
@@ -441,3 +467,24 @@ def test_warned_kinds_are_counted_in_the_validation_results(
         ("events", "platform_known", 1),
         ("transactions", "currency_known", 1),
     ]
+
+
+def test_a_key_resent_later_with_other_contents_is_counted_not_silent(
+    spark: SparkSession, corpus: Config
+) -> None:
+    later = read(spark, corpus, Layer.OPS, "validation_results").where("batch_from = 2")
+    broken = later.where("rows_broken > 0").select("table", "rule", "severity", "rows_broken")
+    assert sorted(tuple(r) for r in broken.collect()) == [
+        ("catalog", "changed_since_earlier_batch", "warn", 1),
+        ("crm", "changed_since_earlier_batch", "warn", 1),
+        ("events", "changed_since_earlier_batch", "warn", 1),
+        ("transactions", "changed_since_earlier_batch", "warn", 1),
+    ]
+    # What silver then holds: the first version of an event and of an order line (its earliest
+    # sale, the first delivered on equal times), the later batch's for the same updated_at.
+    events = read(spark, corpus, Layer.SILVER, "events").where("event_id = 'v-ev-platform'")
+    assert [r["platform"] for r in events.collect()] == ["tv"]
+    items = read(spark, corpus, Layer.SILVER, "items").where("item_id = 'v-cat-dup'")
+    assert [r["price"] for r in items.collect()] == [6.0]
+    customers = read(spark, corpus, Layer.SILVER, "customers")
+    assert [r["gender"] for r in customers.where("customer_id = 'v-crm-gender'").collect()] == ["F"]

@@ -27,6 +27,7 @@ from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.pipeline import RUNS, Outcome, Status
 from precision_marketing.runtime import JobContext
+from precision_marketing.segments import job as segments_job
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,8 @@ def _table(spark: SparkSession, config: Config, layer: Layer, name: str) -> Data
 
 
 def segment_metrics(spark: SparkSession, config: Config, run_date: date) -> list[str]:
-    path = f"{tables.warehouse(config)}/models/segments/{run_date.isoformat()}/metadata.json"
+    version = segments_job.model_version(config.segment, run_date)
+    path = f"{segments_job.model_dir(config, version)}/metadata.json"
     if not files.exists(spark, path):
         return []
     row = spark.read.text(path, wholetext=True).first()

@@ -176,6 +176,18 @@ def _bronze(ctx: JobContext, table: str) -> DataFrame:
     return tables.read_or_empty(ctx.spark, path, bronze_schema(SOURCES[table]))
 
 
+def _earlier_rows(bronze: DataFrame, table: str, done: int) -> DataFrame | None:
+    """The well-formed rows of the batches validated before this run (None: there are none)."""
+    if done < 1:
+        return None
+    earlier = bronze.where(
+        (F.col("_batch_no") <= done)
+        & F.col(suites.CORRUPT_COLUMN).isNull()
+        & F.col(suites.INVALID_COLUMN).isNull()
+    )
+    return TYPED[table](earlier)
+
+
 def _validate_table(
     ctx: JobContext,
     validator: Validator,
@@ -213,6 +225,7 @@ def _validate_table(
             suites.with_conflict_flags,
             suite,
             SOURCES[suite.table].schema.fieldNames(),
+            _earlier_rows(bronze, suite.table, done),
         )
         .withColumns({flag: suites.violation(r, params) for flag, r in row_rules.items()})
         .cache()

@@ -50,9 +50,14 @@ class Reference:
 class Conflict:
     """A flag column, true unless the batch holds another row of the same key (Spark SQL
     expressions, e.g. _batch_no first to judge each ingest batch alone; a null part means no
-    key) with different contract fields. Exact copies agree."""
+    key) with different contract fields. Exact copies agree.
+
+    With `earlier`, the other rows are those of batches validated before (well-formed ones):
+    a key re-sent later with other content is a correction or a conflict, never silent.
+    """
 
     keys: list[str]
+    earlier: bool = False
 
 
 @dataclass(frozen=True)
@@ -254,17 +259,46 @@ def with_reference_flags(
     return df
 
 
-def with_conflict_flags(df: DataFrame, suite: Suite, fields: list[str]) -> DataFrame:
+def with_conflict_flags(
+    df: DataFrame, suite: Suite, fields: list[str], earlier: DataFrame | None = None
+) -> DataFrame:
     """Adds one boolean column per suite conflict: false on every row of a key whose rows in
-    the batch differ in any of `fields` (the contract's), so no copy silently wins."""
+    the batch (or, for an `earlier` conflict, in the `earlier` batches) differ in any of
+    `fields` (the contract's), so no copy silently wins."""
     content = F.xxhash64(*[F.col(f) for f in fields])
     for flag, conflict in suite.conflicts.items():
         keys = [F.expr(k) for k in conflict.keys]
+        if conflict.earlier:
+            df = _with_earlier_conflict_flag(df, flag, keys, content, earlier)
+            continue
         window = Window.partitionBy(*keys)
         differs = F.min(content).over(window) != F.max(content).over(window)
         keyed = reduce(Column.__and__, [k.isNotNull() for k in keys], F.lit(True))
         df = df.withColumn(flag, ~(keyed & differs))
     return df
+
+
+def _with_earlier_conflict_flag(
+    df: DataFrame, flag: str, keys: list[Column], content: Column, earlier: DataFrame | None
+) -> DataFrame:
+    if earlier is None:
+        return df.withColumn(flag, F.lit(True))
+    names = [f"_{flag}_k{i}" for i in range(len(keys))]
+    keyed = reduce(Column.__and__, [k.isNotNull() for k in keys], F.lit(True))
+    before = (
+        earlier.where(keyed)
+        .groupBy(*[k.alias(n) for k, n in zip(keys, names, strict=True)])
+        .agg(F.min(content).alias(f"_{flag}_lo"), F.max(content).alias(f"_{flag}_hi"))
+    )
+    match = reduce(
+        Column.__and__, [k == F.col(n) for k, n in zip(keys, names, strict=True)], F.lit(True)
+    )
+    lo, hi = F.col(f"_{flag}_lo"), F.col(f"_{flag}_hi")
+    return (
+        df.join(before, match, "left")
+        .withColumn(flag, lo.isNull() | ((lo == content) & (hi == content)))
+        .drop(*names, f"_{flag}_lo", f"_{flag}_hi")
+    )
 
 
 def any_true(columns: list[Column]) -> Column:
