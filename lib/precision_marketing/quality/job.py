@@ -347,7 +347,7 @@ def _broken_values(typed: DataFrame, rule: Rule, flag: str | None, shown: int = 
         .count()
         .orderBy(F.col("count").desc(), "value")
         .limit(shown)
-        .collect()
+        .collect()  # bounded: the `shown` most frequent broken values
     )
     return "; values: " + ", ".join(f"{r['value']} ({r['count']} rows)" for r in top)
 
