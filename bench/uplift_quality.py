@@ -7,7 +7,7 @@ On a scratch root that it clears first (<root>/n<customers>):
 1. `generate` N customers with history up to the run date D (its own application, as
    quickstart.sh runs it); everything after runs in one Spark application;
 2. pipeline.steps up to `publish` at D: the campaigns of conf/campaigns.yaml
-   (or --set activation.campaigns_file=...) send on D;
+   (or --set publish.campaigns_file=...) send on D;
 3. `simulate_response` at E = D + --days-after (default 30: after the longest demo window,
    D..D+29), which lands the audiences' baseline orders and the planted response;
 4. MEASURE_STAGES at E: ingest, validate and silver take the simulated orders in; `measure`

@@ -1,4 +1,4 @@
-"""Synthetic landing files and planted ground truth (see precision_marketing.datagen)."""
+"""Synthetic landing files and planted ground truth (see precision_marketing.generate)."""
 
 from precision_marketing.cli import main
 

@@ -37,7 +37,7 @@ def pipeline_warehouse(spark: SparkSession, factory: pytest.TempPathFactory) -> 
     if "warehouse" not in _built:
         root: Path = factory.mktemp("pipeline_warehouse")
         steps = list(PIPELINE_ORDER)
-        config = make_config(root, f"pipeline.steps=[{','.join(steps)}]", "quality.data_docs=true")
+        config = make_config(root, f"pipeline.steps=[{','.join(steps)}]", "validate.data_docs=true")
         run_stage(spark, config, "generate", RUN_DATE)
         printed = io.StringIO()
         with redirect_stdout(printed):

@@ -21,7 +21,7 @@ from precision_marketing.config import Config
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from tests.support import make_config, run_stage
-from tests.test_quality_gates import suites_with
+from tests.test_validate_gates import suites_with
 from tests.tiny_landing import CATALOG_HEADER, CRM_HEADER, TRANSACTIONS_HEADER
 
 CONF = Path(__file__).parents[1] / "conf"
@@ -358,7 +358,7 @@ def corpus(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Con
     (root / "sources.yaml").write_text(yaml.safe_dump(sources))
     config = make_config(
         root,
-        f"quality.expectations_dir={suites}",
+        f"validate.expectations_dir={suites}",
         f"ingest.sources_file={root / 'sources.yaml'}",
         "currency.rates={USD: 0.9}",
     )

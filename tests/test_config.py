@@ -29,7 +29,7 @@ def test_spark_conf_keys_keep_their_dots() -> None:
     [
         ("storage.warehuse=/x", r"unknown key 'storage\.warehuse'"),
         ("generate.customers=many", r"'generate\.customers': expected an integer, got 'many'"),
-        ("quality.data_docs=maybe", r"'quality\.data_docs': expected true or false"),
+        ("validate.data_docs=maybe", r"'validate\.data_docs': expected true or false"),
         ("pipeline.steps=ingest", r"'pipeline\.steps': expected a list"),
         ("no_equals_sign", r"--set expects key=value"),
     ],

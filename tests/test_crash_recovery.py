@@ -32,8 +32,8 @@ import pytest
 from precision_marketing.cli import EXIT_BUSY
 from precision_marketing.config import load_config
 from precision_marketing.contracts import SOURCES
-from precision_marketing.quality.suites import load_suite
 from precision_marketing.runtime import KILL_AT_ENV
+from precision_marketing.validate.suites import load_suite
 from tests.tiny_landing import EXPECTED_QUARANTINE, EXPECTED_SILVER, write_tiny_landing
 
 ROOT = Path(__file__).parents[1]
@@ -73,7 +73,7 @@ def pipeline(landing: Path, warehouse: Path, kill_at: str | None = None) -> subp
         "--set",
         f"storage.ground_truth={warehouse.parent}/ground_truth",
         "--set",
-        "quality.data_docs=false",  # HTML is not under test here, and costs seconds
+        "validate.data_docs=false",  # HTML is not under test here, and costs seconds
     ]
     return subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env

@@ -92,13 +92,13 @@ def kinds(tmp: Path) -> dict[str, tuple[list[str], dict[str, str], str]]:
             "(see docs/bring-your-own-data.md)",
         ),
         "missing expectation suite": (
-            ["validate", "--env", "test", "--set", f"quality.expectations_dir={tmp}"],
+            ["validate", "--env", "test", "--set", f"validate.expectations_dir={tmp}"],
             {},
             f"validate: configuration error: no expectation suite for table 'events' at "
             f"{tmp}/events.yaml (see conf/expectations/ and docs/data-contract.md)",
         ),
         "missing campaigns file": (
-            ["publish", "--env", "test", "--set", f"activation.campaigns_file={tmp}/none.yaml"],
+            ["publish", "--env", "test", "--set", f"publish.campaigns_file={tmp}/none.yaml"],
             {},
             f"publish: configuration error: none.yaml: cannot read {tmp}/none.yaml: [Errno 2] "
             f"No such file or directory: '{tmp}/none.yaml' (see conf/campaigns.yaml and "

@@ -27,7 +27,7 @@ def run_foundation(spark: SparkSession, config: Config) -> None:
 def tiny(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Config:
     root = tmp_path_factory.mktemp("tiny")
     write_tiny_landing(root / "landing")
-    config = make_config(root, "quality.data_docs=true")  # conf/test.yaml has them off
+    config = make_config(root, "validate.data_docs=true")  # conf/test.yaml has them off
     run_foundation(spark, config)
     return config
 

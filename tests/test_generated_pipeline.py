@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from precision_marketing.config import Config
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
-from precision_marketing.quality.suites import Severity, load_suite
+from precision_marketing.validate.suites import Severity, load_suite
 from tests.pipeline_fixture import pipeline_warehouse
 from tests.support import run_stage
 

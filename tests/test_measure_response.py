@@ -25,9 +25,9 @@ from pyspark.sql import functions as F
 
 from precision_marketing import contracts
 from precision_marketing.config import Config, ConfigError
-from precision_marketing.datagen import generate as gen
-from precision_marketing.datagen import model, response
-from precision_marketing.datagen.model import GenParams
+from precision_marketing.generate import generate as gen
+from precision_marketing.generate import model, response
+from precision_marketing.generate.model import GenParams
 from precision_marketing.ingest.read import read_csv
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer

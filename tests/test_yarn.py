@@ -33,7 +33,7 @@ MINICLUSTER = ROOT / "scripts" / "minicluster.sh"
 SALT = "yarn-test-salt"
 STEPS = ["ingest", "validate", "silver", "features", "segment"]
 # The same config for both runs, besides storage: 200 customers, a fixed k, no Data Docs HTML.
-SETTINGS = ["generate.customers=200", "generate.days=60", "segment.k=3", "quality.data_docs=false"]
+SETTINGS = ["generate.customers=200", "generate.days=60", "segment.k=3", "validate.data_docs=false"]
 # Columns a run stamps with its own id, clock or file paths; everything else must agree.
 RUN_COLUMNS = {
     "_ingest_run_id",

@@ -126,17 +126,17 @@ def _pipeline_options(parser: argparse.ArgumentParser) -> None:
 
 
 STAGES: dict[str, Stage] = {
-    "generate": Stage("precision_marketing.datagen.job", _generate_options),
+    "generate": Stage("precision_marketing.generate.job", _generate_options),
     "ingest": Stage("precision_marketing.ingest.job"),
-    "validate": Stage("precision_marketing.quality.job"),
+    "validate": Stage("precision_marketing.validate.job"),
     "silver": Stage("precision_marketing.silver.job"),
     "features": Stage("precision_marketing.features.job"),
-    "segment": Stage("precision_marketing.segments.job"),
+    "segment": Stage("precision_marketing.segment.job"),
     "recommend": Stage("precision_marketing.recommend.job"),
     "propensity": Stage("precision_marketing.propensity.job"),
-    "publish": Stage("precision_marketing.activation.job"),
+    "publish": Stage("precision_marketing.publish.job"),
     "measure": Stage("precision_marketing.measure.job"),
-    "simulate_response": Stage("precision_marketing.datagen.response_job"),
+    "simulate_response": Stage("precision_marketing.generate.response_job"),
     "pipeline": Stage("precision_marketing.pipeline", _pipeline_options),
 }
 
@@ -194,10 +194,10 @@ def check_before_start(
     mode hands the salt on without having it.
     """
     from precision_marketing import pipeline
-    from precision_marketing.activation.campaigns import load_campaigns
     from precision_marketing.contracts import SOURCES
     from precision_marketing.ingest.mapping import load_sources
-    from precision_marketing.quality.suites import load_suite
+    from precision_marketing.publish.campaigns import load_campaigns
+    from precision_marketing.validate.suites import load_suite
 
     steps = [job]
     if job == "pipeline":

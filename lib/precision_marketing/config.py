@@ -78,7 +78,7 @@ class RowCountChange:
 
 
 @dataclass(frozen=True)
-class QualityConfig:
+class ValidateConfig:
     expectations_dir: str = "expectations"
     row_count_change: RowCountChange = field(default_factory=RowCountChange)
     data_docs: bool = True
@@ -109,7 +109,7 @@ class PipelineConfig:
     steps: list[str] = field(default_factory=lambda: ["ingest", "validate", "silver"])
 
 
-# The synthetic generator's categories (datagen); real catalogs bring their own.
+# The synthetic generator's categories (generate); real catalogs bring their own.
 TOP_CATEGORIES = ["electronics", "home", "fashion", "beauty", "sports", "books", "toys", "grocery"]
 
 
@@ -284,7 +284,7 @@ class FrequencyCapConfig:
 
 
 @dataclass(frozen=True)
-class ActivationConfig:
+class PublishConfig:
     # Campaign definitions; a relative path is taken from conf/ (shipped to the cluster with it).
     campaigns_file: str = "campaigns.yaml"
     frequency_cap: FrequencyCapConfig = field(default_factory=FrequencyCapConfig)
@@ -347,7 +347,7 @@ class Config:
     spark: SparkConfig = field(default_factory=SparkConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
-    quality: QualityConfig = field(default_factory=QualityConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     currency: CurrencyConfig = field(default_factory=CurrencyConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
@@ -356,7 +356,7 @@ class Config:
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     propensity: PropensityConfig = field(default_factory=PropensityConfig)
-    activation: ActivationConfig = field(default_factory=ActivationConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     response: ResponseConfig = field(default_factory=ResponseConfig)
     conf_dir: str = ""
@@ -375,7 +375,7 @@ class Config:
         )
 
     def campaigns_path(self) -> Path:
-        path = Path(self.activation.campaigns_file)
+        path = Path(self.publish.campaigns_file)
         return path if path.is_absolute() else Path(self.conf_dir) / path
 
     def sources_path(self) -> Path:
@@ -383,7 +383,7 @@ class Config:
         return path if path.is_absolute() else Path(self.conf_dir) / path
 
     def expectations_path(self) -> Path:
-        path = Path(self.quality.expectations_dir)
+        path = Path(self.validate.expectations_dir)
         return path if path.is_absolute() else Path(self.conf_dir) / path
 
 

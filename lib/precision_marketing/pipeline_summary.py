@@ -27,7 +27,7 @@ from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.pipeline import RUNS, Outcome, Status
 from precision_marketing.runtime import JobContext
-from precision_marketing.segments import job as segments_job
+from precision_marketing.segment import job as segments_job
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ DELTA_CONF = {
 # per-key rankings are partitioned by their key; three windows are global on purpose:
 # recommend/ids.py numbers the keys not yet in an id map (dense ALS indices need one order over
 # the run's new keys), recommend/baselines.py ranks popular items over no group (one row per
-# item), and activation/policy.py takes a campaign's contacts by expected value until its budget
+# item), and publish/policy.py takes a campaign's contacts by expected value until its budget
 # or size is spent (a running sum over one order; its partitionBy("campaign_id") is a constant
 # within a campaign, which Spark folds away).
 QUIET_LOGGERS = {"org.apache.spark.sql.execution.window.WindowExec": "ERROR"}

@@ -133,7 +133,7 @@ def secret_env_conf(job: str, argv: list[str]) -> dict[str, str]:
     _, config, _ = prepare(job, argv, driver=False)
     if config.spark.master != "yarn":
         return {}
-    names = [config.pii.salt_env, config.activation.holdout_salt_env]
+    names = [config.pii.salt_env, config.publish.holdout_salt_env]
     conf: dict[str, str] = {}
     for name in names:
         value = os.environ.get(name)

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from precision_marketing.activation.campaigns import (
+from precision_marketing.config import TOP_CATEGORIES, ConfigError, load_config
+from precision_marketing.publish.campaigns import (
     CategoryAffinity,
     DecileRange,
     load_campaigns,
     parse_campaigns,
 )
-from precision_marketing.config import TOP_CATEGORIES, ConfigError, load_config
 
 VALID: dict[str, Any] = {
     "id": "spring-email",

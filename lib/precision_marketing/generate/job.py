@@ -17,9 +17,9 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from precision_marketing import contracts
-from precision_marketing.datagen import generate as gen
-from precision_marketing.datagen import model as m
-from precision_marketing.datagen.model import GenParams
+from precision_marketing.generate import generate as gen
+from precision_marketing.generate import model as m
+from precision_marketing.generate.model import GenParams
 from precision_marketing.io import files, tables
 from precision_marketing.runtime import JobContext, Persisted, step
 from precision_marketing.spark import observing_session

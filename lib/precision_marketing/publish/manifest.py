@@ -28,11 +28,11 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from precision_marketing.activation import audience, policy
-from precision_marketing.activation.campaigns import Campaign
 from precision_marketing.config import Config, ConfigError, from_dict
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
+from precision_marketing.publish import audience, policy
+from precision_marketing.publish.campaigns import Campaign
 
 CONTACT_HISTORY = "contact_history"
 SUPPRESSION = "suppression"
@@ -266,7 +266,7 @@ def build_audiences(spark: SparkSession, config: Config, manifest: Manifest) -> 
         manifest.channel_consent,
         manifest.max_contacts,
         manifest.window_days,
-        config.activation.salt(),
+        config.publish.salt(),
     )
     ids = [c.id for c in manifest.campaigns]
     history = pinned(f"activation/{CONTACT_HISTORY}").where(
@@ -329,10 +329,10 @@ def rebuild_audience(spark: SparkSession, config: Config, manifest: Manifest | s
     """
     if isinstance(manifest, str):
         manifest = read_manifest(spark, manifest)
-    if salt_fingerprint(config.activation.salt()) != manifest.salt_fingerprint:
+    if salt_fingerprint(config.publish.salt()) != manifest.salt_fingerprint:
         raise ConfigError(
             f"manifest {manifest.run_id} was built with another holdout salt "
-            f"(${config.activation.holdout_salt_env} or activation.holdout_salt)"
+            f"(${config.publish.holdout_salt_env} or publish.holdout_salt)"
         )
     return build_audiences(spark, config, manifest)
 
@@ -345,7 +345,7 @@ def new_manifest(
     campaigns: list[Campaign],
     inputs: dict[str, InputPin],
 ) -> Manifest:
-    act = config.activation
+    publish = config.publish
     return Manifest(
         run_id=run_id,
         run_date=run_date.isoformat(),
@@ -353,10 +353,10 @@ def new_manifest(
         campaigns_file=str(config.campaigns_path()),
         inputs=inputs,
         campaigns=campaigns,
-        max_contacts=act.frequency_cap.max_contacts,
-        window_days=act.frequency_cap.window_days,
-        channel_consent=act.channel_consent,
-        salt_fingerprint=salt_fingerprint(act.salt()),
+        max_contacts=publish.frequency_cap.max_contacts,
+        window_days=publish.frequency_cap.window_days,
+        channel_consent=publish.channel_consent,
+        salt_fingerprint=salt_fingerprint(publish.salt()),
     )
 
 

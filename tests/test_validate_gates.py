@@ -13,8 +13,8 @@ from pyspark.sql import functions as F
 from precision_marketing.config import ConfigError
 from precision_marketing.io import tables, watermarks
 from precision_marketing.io.tables import Layer
-from precision_marketing.quality.suites import load_suite
 from precision_marketing.runtime import DataQualityError
+from precision_marketing.validate.suites import load_suite
 from tests.support import make_config, run_stage
 from tests.tiny_landing import write_tiny_landing
 
@@ -51,7 +51,7 @@ def test_fail_rule_stops_the_run_and_leaves_downstream_unchanged(
         "i6,Broken,toys,Kid,-1,true,2026-06-10T00:00:00Z\n"
     )
     strict_suites = suites_with(tmp_path, "catalog", "catalog_price_in_range", severity="fail")
-    strict = make_config(tmp_path, f"quality.expectations_dir={strict_suites}")
+    strict = make_config(tmp_path, f"validate.expectations_dir={strict_suites}")
     run_stage(spark, strict, "ingest")
     with pytest.raises(DataQualityError) as failure:
         run_stage(spark, strict, "validate")

@@ -17,8 +17,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from precision_marketing import reports
-from precision_marketing.segments.model import VECTOR
-from precision_marketing.segments.naming import Profile
+from precision_marketing.segment.model import VECTOR
+from precision_marketing.segment.naming import Profile
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from precision_marketing import contracts
-from precision_marketing.datagen import model as m
-from precision_marketing.datagen.model import DAY_MS, EPOCH, GenParams
+from precision_marketing.generate import model as m
+from precision_marketing.generate.model import DAY_MS, EPOCH, GenParams
 
 # --------------------------------------------------------------------------------------------
 # Column helpers: hash-based draws, weighted picks, lookups, time formatting.

@@ -4,7 +4,7 @@ Synthetic data only: it needs the generator's ground truth (storage.ground_truth
 pipeline never reads. Every campaign window that ended before the run date and has not been
 simulated yet (measure's experiments: all publish runs of a campaign with that window) gets
 baseline orders from its members' planted purchase rates and, for treated members, the planted
-extra conversion (datagen/response.py). Output:
+extra conversion (generate/response.py). Output:
 
 - `landing/transactions/response=<run date>-<tag>/part-*.csv` in the transaction CSV contract,
   so ingest, validate and silver take the orders like any other batch; the tag names the set
@@ -26,9 +26,9 @@ from pyspark.sql import DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
 
 from precision_marketing.config import Config, ConfigError
-from precision_marketing.datagen import response
-from precision_marketing.datagen.generate import sql_literal
-from precision_marketing.datagen.model import GenParams
+from precision_marketing.generate import response
+from precision_marketing.generate.generate import sql_literal
+from precision_marketing.generate.model import GenParams
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.measure import transforms

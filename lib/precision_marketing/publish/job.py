@@ -26,14 +26,18 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from precision_marketing.activation import exports, policy
-from precision_marketing.activation.campaigns import (
+from precision_marketing.config import Config
+from precision_marketing.features import categories as feature_categories
+from precision_marketing.io import files, tables
+from precision_marketing.io.tables import Layer
+from precision_marketing.publish import exports, policy
+from precision_marketing.publish.campaigns import (
     CHANNELS,
     Campaign,
     load_campaigns,
     unknown_categories,
 )
-from precision_marketing.activation.manifest import (
+from precision_marketing.publish.manifest import (
     CONTACT_HISTORY,
     SUPPRESSION,
     SUPPRESSION_SCHEMA,
@@ -45,10 +49,6 @@ from precision_marketing.activation.manifest import (
     summary,
     unusable_criteria,
 )
-from precision_marketing.config import Config
-from precision_marketing.features import categories as feature_categories
-from precision_marketing.io import files, tables
-from precision_marketing.io.tables import Layer
 from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, step
 
@@ -262,7 +262,7 @@ def record_contacts(
 
 
 def suppression_folder(config: Config) -> str:
-    return tables.landing(config, config.activation.suppression_folder)
+    return tables.landing(config, config.publish.suppression_folder)
 
 
 def load_suppression(spark: SparkSession, config: Config) -> int:

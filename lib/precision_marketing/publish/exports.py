@@ -13,9 +13,9 @@ from datetime import date
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from precision_marketing.activation import audience, policy
 from precision_marketing.config import Config
 from precision_marketing.io import files, tables
+from precision_marketing.publish import audience, policy
 
 EXPORT_COLUMNS = [
     "customer_id",

@@ -35,7 +35,7 @@ from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, Persisted, step
-from precision_marketing.segments import model, naming, profiles, report
+from precision_marketing.segment import model, naming, profiles, report
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The publish stage on a tiny hand-made warehouse (tests/activation_fixture.py), and its
+"""The publish stage on a tiny hand-made warehouse (tests/publish_fixture.py), and its
 policy and holdout transforms on small frames."""
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from precision_marketing.activation import exports, policy
-from precision_marketing.activation.audience import holdout_bucket
-from precision_marketing.activation.campaigns import parse_campaign
-from precision_marketing.activation.job import load_suppression, publish
-from precision_marketing.activation.manifest import read_manifest, rebuild_audience
 from precision_marketing.config import Config
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
+from precision_marketing.publish import exports, policy
+from precision_marketing.publish.audience import holdout_bucket
+from precision_marketing.publish.campaigns import parse_campaign
+from precision_marketing.publish.job import load_suppression, publish
+from precision_marketing.publish.manifest import read_manifest, rebuild_audience
 from precision_marketing.runtime import MissingInputError
-from tests import activation_fixture as fx
+from tests import publish_fixture as fx
 from tests.support import context, make_config, run_stage
 
 D = fx.D
@@ -54,7 +54,7 @@ def without_run_id(found: list[dict[str, Any]]) -> list[str]:
 def world(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """publish D, publish D again, then the inputs change."""
     tmp = tmp_path_factory.mktemp("activation")
-    config = make_config(tmp, f"activation.campaigns_file={fx.write_campaigns(tmp)}")
+    config = make_config(tmp, f"publish.campaigns_file={fx.write_campaigns(tmp)}")
     fx.write_world(spark, config)
     run_stage(spark, config, "publish", D)
     first_rows = rows(activation(spark, config, "audiences"))
@@ -415,7 +415,7 @@ def test_a_suppression_file_with_an_unknown_channel_fails(
     spark: SparkSession, tmp_path: Path
 ) -> None:
     config = make_config(tmp_path)
-    folder = Path(tables.landing(config, config.activation.suppression_folder))
+    folder = Path(tables.landing(config, config.publish.suppression_folder))
     folder.mkdir(parents=True)
     (folder / "typo.csv").write_text("customer_id,channel,reason\nK1,,x\nK2,Emial,y\n")
     with pytest.raises(Exception, match=r"suppression file typo\.csv: channel 'emial' is not one"):
@@ -433,7 +433,7 @@ def test_campaigns_selecting_on_a_model_without_a_snapshot_match_nobody(
     of views): publish still runs, the rfm-only campaign matches as before, and each criterion
     that needs the missing tables is named in a warning."""
     tmp = tmp_path_factory.mktemp("activation_partial")
-    config = make_config(tmp, f"activation.campaigns_file={fx.write_campaigns(tmp)}")
+    config = make_config(tmp, f"publish.campaigns_file={fx.write_campaigns(tmp)}")
     fx.write_world(spark, config)
     for name in ("segments", "propensity"):
         shutil.rmtree(tables.table_path(config, Layer.GOLD, name))

@@ -17,7 +17,7 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.expectations.registry import get_expectation_impl
 from pyspark.sql import DataFrame
 
-from precision_marketing.quality.suites import Rule, Suite, resolve
+from precision_marketing.validate.suites import Rule, Suite, resolve
 
 log = logging.getLogger(__name__)
 

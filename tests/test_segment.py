@@ -32,8 +32,8 @@ from pyspark.sql.types import (
 from precision_marketing.config import Config, ConfigError, SegmentConfig
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
-from precision_marketing.segments import model, naming
-from precision_marketing.segments.job import model_dir, model_version
+from precision_marketing.segment import model, naming
+from precision_marketing.segment.job import model_dir, model_version
 from tests.support import make_config, run_stage
 
 WEEK1 = date(2026, 6, 23)

@@ -20,8 +20,8 @@ from pyspark.sql import SparkSession
 
 from precision_marketing import contracts
 from precision_marketing.config import Config, ConfigError
-from precision_marketing.datagen import generate as gen
-from precision_marketing.datagen import job, model
+from precision_marketing.generate import generate as gen
+from precision_marketing.generate import job, model
 from precision_marketing.io import tables
 from precision_marketing.runtime import JobContext
 from tests.support import RUN_DATE, make_config, run_stage
@@ -214,7 +214,7 @@ def generate(spark: SparkSession, tmp: Path, **options: Any) -> Config:
 
 @pytest.fixture(scope="module")
 def generated(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Generated:
-    config = generate(spark, tmp_path_factory.mktemp("datagen"))
+    config = generate(spark, tmp_path_factory.mktemp("generate"))
     truth = {
         name: [
             row.asDict()

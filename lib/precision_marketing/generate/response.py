@@ -1,6 +1,6 @@
 """Simulated campaign response: what campaign audiences bought in the campaign windows.
 
-Pure DataFrame builders in the generator's style (datagen/generate.py): every draw is a hash of
+Pure DataFrame builders in the generator's style (generate/generate.py): every draw is a hash of
 the response seed, a tag and structural keys, and each member's planted attributes are
 recomputed from its customer index with `generate.customer_attributes`, exactly as the generator
 drew them. For the members (treatment and control) of the campaign windows being simulated:
@@ -28,10 +28,10 @@ from pyspark.sql import functions as F
 
 from precision_marketing import contracts
 from precision_marketing.config import ConfigError
-from precision_marketing.datagen import generate as gen
-from precision_marketing.datagen import model as m
-from precision_marketing.datagen.generate import Draw
-from precision_marketing.datagen.model import DAY_MS, EPOCH, GenParams
+from precision_marketing.generate import generate as gen
+from precision_marketing.generate import model as m
+from precision_marketing.generate.generate import Draw
+from precision_marketing.generate.model import DAY_MS, EPOCH, GenParams
 from precision_marketing.measure.transforms import EXPERIMENT, TREATMENT
 
 # Order ids: "RB-<customer index>-<yyyymmdd>-<n>" for baseline orders, "RR-<campaign>-<window

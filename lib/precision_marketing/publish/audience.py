@@ -8,8 +8,8 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from precision_marketing.activation.campaigns import AudienceRule, Campaign
 from precision_marketing.features.transforms import safe_name
+from precision_marketing.publish.campaigns import AudienceRule, Campaign
 
 REC_SLOTS = 3  # recommended items carried per audience row (rec_item_1..3, rec_title_1..3)
 CONSENT_COLUMNS = ("consent_email", "consent_sms", "consent_push")

@@ -226,6 +226,6 @@ def write_world(spark: SparkSession, config: Config) -> None:
     )
     history = [(c, "old-camp", "email", day, "publish_old") for c, day in HISTORY]
     _save(spark, config, Layer.ACTIVATION, "contact_history", history, CONTACT_HISTORY)
-    folder = Path(tables.landing(config, config.activation.suppression_folder))
+    folder = Path(tables.landing(config, config.publish.suppression_folder))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "list.csv").write_text(SUPPRESSION_CSV)

@@ -40,10 +40,10 @@ from precision_marketing.ingest.job import last_committed_batch
 from precision_marketing.ingest.read import bronze_schema
 from precision_marketing.io import tables, watermarks
 from precision_marketing.io.tables import Layer
-from precision_marketing.quality import suites
-from precision_marketing.quality.expectations import Outcome, Validator
-from precision_marketing.quality.suites import Rule, Severity, Suite
 from precision_marketing.runtime import DataQualityError, JobContext, kill_point, step
+from precision_marketing.validate import suites
+from precision_marketing.validate.expectations import Outcome, Validator
+from precision_marketing.validate.suites import Rule, Severity, Suite
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,8 @@ class TableValidation:
 
 def run(ctx: JobContext) -> None:
     config = ctx.config
-    docs_dir = _docs_dir(ctx) if config.quality.data_docs else None
-    validator = Validator(docs_dir, config.quality.sample_size)
+    docs_dir = _docs_dir(ctx) if config.validate.data_docs else None
+    validator = Validator(docs_dir, config.validate.sample_size)
     params = suites.run_params(ctx.run_date, ctx.started_at, config.currency.accepted())
     lookups = {name: _bronze(ctx, name) for name in SOURCES}
     unchecked = _empty_references(config, lookups)
@@ -280,7 +280,7 @@ def _with_previous_count(ctx: JobContext, table: str, done: int, rule: Rule) -> 
     """Row-count rules compare with the last validated batch's row count (none: no bounds)."""
     if not rule.compare_to_previous_run:
         return rule
-    change = ctx.config.quality.row_count_change
+    change = ctx.config.validate.row_count_change
     previous = _previous_row_count(ctx, table, done)
     kwargs = dict(rule.kwargs)
     if previous is not None:

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from precision_marketing.segments.model import CLUSTER, model_column
-from precision_marketing.segments.naming import Profile
+from precision_marketing.segment.model import CLUSTER, model_column
+from precision_marketing.segment.naming import Profile
 
 
 def cluster_profiles(

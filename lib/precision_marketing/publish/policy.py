@@ -16,8 +16,8 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from precision_marketing.activation.audience import ALL_CHANNELS, holdout_bucket
-from precision_marketing.activation.campaigns import Campaign
+from precision_marketing.publish.audience import ALL_CHANNELS, holdout_bucket
+from precision_marketing.publish.campaigns import Campaign
 
 NO_CONSENT = "no_consent"
 SUPPRESSED = "suppressed"
