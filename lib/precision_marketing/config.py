@@ -198,7 +198,7 @@ class BlendConfig:
     recent popularity; weights from a grid on the simplex, chosen on the tuning split."""
 
     enabled: bool = True
-    grid_step: float = 0.1  # weights in multiples of this, summing to 1
+    grid_step: float = 0.2  # weights in multiples of this, summing to 1 (56 points)
     # Candidates per component after excluded items are dropped (at least the largest eval_k).
     pool: int = 50
 
