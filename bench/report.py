@@ -352,9 +352,11 @@ def targets_table(results: Sequence[Result]) -> list[str]:
 QUALITY_ROWS = (
     ("segments.ari_vs_planted", "ARI, segments vs planted archetypes"),
     ("segments.k", "segments found (k)"),
-    ("recommend.planted.als.ndcgAtK@10", "NDCG@10 ALS, planted preferences"),
+    ("recommend.planted.served.ndcgAtK@10", "NDCG@10 served (blend or ALS), planted"),
     ("recommend.planted.popular.ndcgAtK@10", "NDCG@10 popularity, planted preferences"),
+    ("recommend.time_split.blend.ndcgAtK@10", "NDCG@10 blend, time split"),
     ("recommend.time_split.als.ndcgAtK@10", "NDCG@10 ALS, time split"),
+    ("recommend.time_split.cooccurrence.ndcgAtK@10", "NDCG@10 co-occurrence, time split"),
     ("recommend.time_split.popular.ndcgAtK@10", "NDCG@10 popularity, time split"),
 )
 

@@ -68,8 +68,9 @@ def test_bought_and_inactive_items_never_recommended(spark: SparkSession, plain:
     for customer in ("C5", "C6"):  # bought B1 and B2 together
         assert not {(customer, "B1"), (customer, "B2")} & recommended
     assert all(r["item_id"] in fx.ACTIVE_ITEMS for r in rows)  # never the inactive X9
-    # Known customers are served by ALS (eight candidates minus a few bought: enough for N).
-    assert {r["source"] for r in rows if r["customer_id"] != fx.COLD} == {"als"}
+    # Known customers are served by the tuned blend (its ALS list alone holds eight candidates
+    # minus a few bought: enough for N).
+    assert {r["source"] for r in rows if r["customer_id"] != fx.COLD} == {"blend"}
     # Refunded purchases are not exclusions: C2 returned H2, which ALS may still suggest.
 
 
@@ -90,7 +91,15 @@ def test_cold_customer_gets_segment_popular_with_segments(
     # C7's segment are the home lovers: their items by summed confidence.
     assert [r["item_id"] for r in cold] == ["H3", "H1", "H2"]
     models = {r["model"] for r in gold(spark, segmented, "recommend_metrics", Layer.OPS)}
-    assert models == {"als", "popular", "segment_popular", "run"}
+    assert models == {
+        "als",
+        "cooccurrence",
+        "popular",
+        "recent_popular",
+        "segment_popular",
+        "blend",
+        "run",
+    }
 
 
 def test_rerun_is_idempotent_and_ids_are_stable(spark: SparkSession, plain: dict) -> None:
@@ -129,6 +138,18 @@ def test_rules_metrics_model_and_report(spark: SparkSession, plain: dict) -> Non
     ).first()
     assert als_ndcg is not None
     assert 0.0 <= als_ndcg["value"] <= 1.0
+    # The blend's weights are chosen on the split's tuning metric (NDCG@3, k = top_n) from a
+    # grid holding each component alone: never below its best component there.
+    tuned = {
+        r["model"]: r["value"]
+        for r in metrics.where((F.col("metric") == "ndcgAtK") & (F.col("k") == 3)).collect()
+    }
+    components = ("als", "cooccurrence", "popular", "recent_popular")
+    assert set(tuned) == {*components, "blend"}
+    assert tuned["blend"] >= max(tuned[c] for c in components)
+    run = {r["metric"]: r["value"] for r in metrics.where(F.col("model") == "run").collect()}
+    weights = [run[f"blend_weight_{c}"] for c in components]
+    assert sum(weights) == pytest.approx(1.0)
     # Only active items compete in the evaluation too, so coverage is a share of them.
     coverage = metrics.where(F.col("metric") == "catalogCoverageAtK").collect()
     assert coverage

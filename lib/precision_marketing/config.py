@@ -195,6 +195,30 @@ class RulesConfig:
 
 
 @dataclass(frozen=True)
+class CooccurrenceConfig:
+    """SAR-style item-to-item scores: a customer's decayed affinities (the ALS confidences)
+    times the similarity of items bought or viewed by the same customers."""
+
+    # Each customer's items with the largest affinity: bounds the self-join at
+    # customers x max_history^2 pairs and the scoring at customers x max_history x neighbours.
+    max_history: int = 50
+    neighbours: int = 50  # top-M similar items kept per item (itself included)
+    min_customers: int = 2  # a pair of items counts when this many customers share it
+    similarity: Literal["jaccard", "lift", "count"] = "jaccard"
+
+
+@dataclass(frozen=True)
+class BlendConfig:
+    """A weighted sum of per-customer scaled scores of ALS, co-occurrence, popularity and
+    recent popularity; weights from a grid on the simplex, chosen on the tuning split."""
+
+    enabled: bool = True
+    grid_step: float = 0.2  # weights in multiples of this, summing to 1 (56 points)
+    # Candidates per component after excluded items are dropped (at least the largest eval_k).
+    pool: int = 50
+
+
+@dataclass(frozen=True)
 class RecommendConfig:
     # Weight per event type; `purchase` weighs order lines (silver knows refunds), so purchase
     # events from the click stream are not counted twice.
@@ -229,6 +253,8 @@ class RecommendConfig:
     tune: bool = True  # False: fit the first grid point without the time-split evaluation
     example_customers: int = 5
     rules: RulesConfig = field(default_factory=RulesConfig)
+    cooccurrence: CooccurrenceConfig = field(default_factory=CooccurrenceConfig)
+    blend: BlendConfig = field(default_factory=BlendConfig)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ from precision_marketing.io.tables import Layer
 from precision_marketing.recommend import (
     als,
     baselines,
+    blend,
+    cooccur,
     evaluate,
     ids,
     report,
@@ -252,13 +254,13 @@ def _run(
     train, customer_ids, item_ids = r.current, r.customer_ids, r.item_ids
 
     grid = [als.AlsParams(*p) for p in product(cfg.grid.rank, cfg.grid.reg_param, cfg.grid.alpha)]
-    metrics: list[tuple[als.AlsParams | None, Metric]] = []
-    best = grid[0]
+    tuned = Tuned([], grid[0], None)
     if cfg.tune:
         with step(log, "recommend tune") as s:
-            metrics, best = tune(r, grid, keep)
-            s.rows(grid_points=len(grid), metrics=len(metrics))
-        log.info("recommend chose %s", best)
+            tuned = tune(r, grid, keep)
+            s.rows(grid_points=len(grid), metrics=len(tuned.metrics))
+        log.info("recommend chose %s", tuned.best)
+    metrics, best = tuned.metrics, tuned.best
 
     model_dir = models_path(config, version)
     with step(log, "recommend fit") as s:
@@ -285,7 +287,7 @@ def _run(
         )
     ]
     with tables.restored_on_failure(spark, outputs):
-        write_recommendations(r, model, f"{model_dir}/als")
+        write_recommendations(r, model, f"{model_dir}/als", tuned.weights)
         write_similar_items(r, model, f"{model_dir}/als")
         write_rules(r)
         write_metrics(r, metrics, best)
@@ -418,11 +420,37 @@ def choose_split(r: Run, keep: Callable[[DataFrame], DataFrame]) -> Split:
     return split
 
 
-def tune(
-    r: Run, grid: list[als.AlsParams], keep: Callable[[DataFrame], DataFrame]
-) -> tuple[list[tuple[als.AlsParams | None, Metric]], als.AlsParams]:
+@dataclass(frozen=True)
+class Tuned:
+    """What tuning chose: every metric row, the ALS point and the blend weights (None: ALS
+    serves alone)."""
+
+    metrics: list[tuple[als.AlsParams | None, Metric]]
+    best: als.AlsParams
+    weights: blend.Weights | None
+
+
+def cooccurrence_lists(r: Run, interactions: DataFrame, depth: int) -> DataFrame:
+    """(customer_idx, cooccurrence): co-occurrence candidates over active items."""
+    cc = r.cfg.cooccurrence
+    return cooccur.recommend(
+        interactions,
+        r.active_items.select("item_idx"),
+        depth,
+        cc.max_history,
+        cc.neighbours,
+        cc.min_customers,
+        cc.similarity,
+    )
+
+
+def blend_pool(r: Run) -> int:
+    return max(r.cfg.blend.pool, max(r.cfg.eval_k), r.cfg.top_n)
+
+
+def tune(r: Run, grid: list[als.AlsParams], keep: Callable[[DataFrame], DataFrame]) -> Tuned:
     """Fits every grid point on the split's training data and scores it on what it holds out;
-    the baselines are scored on the same customers. Returns all metrics and the best point.
+    co-occurrence, the popularity baselines and the blend are scored on the same customers.
 
     `keep` persists a frame for the rest of the run (the job unpersists them, also on failure).
     """
@@ -437,9 +465,7 @@ def tune(
     train, truth, judged = split.train, split.truth, split.judged
 
     def score(name: str, candidates: DataFrame) -> list[Metric]:
-        ranked = serve.top_n(
-            serve.with_candidate_columns(candidates), ["customer_idx"], k_max
-        ).persist()
+        ranked = serve.top_n(candidates, ["customer_idx"], k_max).persist()
         try:
             return evaluate.ranking_metrics(
                 name, evaluate.ranked_lists(ranked), truth, ks
@@ -448,6 +474,7 @@ def tune(
             ranked.unpersist()
 
     results: list[tuple[als.AlsParams | None, Metric]] = []
+    als_lists: dict[als.AlsParams, DataFrame] = {}
     for n, params in enumerate(grid):
         model = als.fit(
             train, params, cfg.max_iter, cfg.seed, cfg.checkpoint_interval, cfg.num_blocks
@@ -459,6 +486,7 @@ def tune(
         candidates = judged.join(recs, "customer_idx", "left").select(
             "customer_idx", "excluded", serve.als_candidates(F.col("recommendations")).alias("als")
         )
+        als_lists[params] = candidates
         results += [(params, m) for m in score(serve.ALS, candidates)]
 
     # Baselines: global popularity over the training data, and recent popularity in the
@@ -468,9 +496,9 @@ def tune(
         F.col("items").alias(serve.POPULAR)
     )
     results += [(None, m) for m in score(serve.POPULAR, judged.crossJoin(F.broadcast(popular)))]
+    recent = r.interactions(split.baseline_day, cfg.popular_days)
     segments = r.segments_at(split.baseline_day, "segment-popular baseline")
     if segments is not None:
-        recent = r.interactions(split.baseline_day, cfg.popular_days)
         seg_top = baselines.segment_popular(recent, segments, every_item, depth)
         with_segment = (
             judged.join(r.customer_ids, "customer_idx")
@@ -485,15 +513,74 @@ def tune(
         )
         results += [(None, m) for m in score(serve.SEGMENT_POPULAR, with_segment)]
 
-    def tuned_value(params: als.AlsParams) -> float:
+    def tuned_value(model: str, params: als.AlsParams | None) -> float:
         return next(
             m.value
             for p, m in results
-            if p == params and m.metric == cfg.tuning_metric and m.k == k_tune
+            if p == params and m.model == model and m.metric == cfg.tuning_metric and m.k == k_tune
         )
 
-    best = max(grid, key=lambda p: (tuned_value(p), -grid.index(p)))
-    return results, best
+    best = max(grid, key=lambda p: (tuned_value(serve.ALS, p), -grid.index(p)))
+    if not cfg.blend.enabled:
+        return Tuned(results, best, None)
+
+    # Co-occurrence alone (popular fallback, as served), recent popularity alone, and the blend
+    # of both with the chosen ALS point and popularity.
+    with step(log, "recommend tune co-occurrence") as s:
+        co = keep(cooccurrence_lists(r, train, depth))
+        s.rows(customers=co.count())
+    recent_top = baselines.popular(recent, every_item, depth).select(
+        F.col("items").alias(blend.RECENT_POPULAR)
+    )
+    frame = (
+        als_lists[best]
+        .join(co, "customer_idx", "left")
+        .crossJoin(F.broadcast(popular))
+        .crossJoin(F.broadcast(recent_top))
+    )
+    frame = keep(
+        blend.with_features(frame, blend_pool(r)).withColumn(
+            "_fallback", blend.fallback_ids(F.col(serve.POPULAR), F.col("excluded"))
+        )
+    )
+    results += [
+        (None, m)
+        for m in score(
+            serve.COOCCURRENCE, frame.select("customer_idx", "excluded", "cooccurrence", "popular")
+        )
+    ]
+    results += [
+        (None, m)
+        for m in score(
+            blend.RECENT_POPULAR,
+            frame.select(
+                "customer_idx", "excluded", F.col(blend.RECENT_POPULAR).alias(serve.POPULAR)
+            ),
+        )
+    ]
+    with step(log, "recommend tune blend") as s:
+        points = blend.simplex(cfg.blend.grid_step)
+        values = blend.grid_values(frame, truth, points, cfg.tuning_metric, k_tune)
+        weights = blend.choose(points, values)
+        s.rows(grid_points=len(points))
+    log.info(
+        "recommend blend chose %s (%s %.4f; ALS alone %.4f)",
+        dict(zip(blend.COMPONENTS, weights, strict=True)),
+        cfg.tuning_metric,
+        max(values),
+        tuned_value(serve.ALS, best),
+    )
+    for name, w in zip(blend.COMPONENTS, weights, strict=True):
+        r.facts[f"blend_weight_{name}"] = w
+    r.facts["blend_grid_points"] = float(len(points))
+    served = frame.select(
+        "customer_idx",
+        "excluded",
+        blend.blended(F.col(blend.FEATURES), weights).alias(serve.BLEND),
+        "popular",
+    )
+    results += [(None, m) for m in score(serve.BLEND, served)]
+    return Tuned(results, best, weights)
 
 
 # ------------------------------------------------------------------------------------------
@@ -510,8 +597,11 @@ def active_scoring_model(r: Run, model: ALSModel, saved_model: str, name: str) -
     )
 
 
-def write_recommendations(r: Run, model: ALSModel, saved_model: str) -> None:
-    """Top-N per active customer: ALS (active items only), then segment-popular, then popular."""
+def write_recommendations(
+    r: Run, model: ALSModel, saved_model: str, weights: blend.Weights | None
+) -> None:
+    """Top-N per active customer: the blend with the tuned weights (or ALS alone without
+    them) over active items, then segment-popular, then popular."""
     spark, cfg, as_of = r.ctx.spark, r.cfg, r.ctx.run_date
     with step(log, "recommend recommendations") as s:
         depth = candidate_depth(r, cfg.top_n)
@@ -533,6 +623,8 @@ def write_recommendations(r: Run, model: ALSModel, saved_model: str) -> None:
         )
         popular = baselines.popular(r.current, r.active_items, depth)
         frame = frame.crossJoin(F.broadcast(popular.select(F.col("items").alias(serve.POPULAR))))
+        if weights is not None:
+            frame = with_blend(r, frame, depth, weights)
         segments = r.segments_at(as_of, "segment-popular fallback")
         if segments is not None:
             recent = r.interactions(as_of, cfg.popular_days)
@@ -557,6 +649,27 @@ def write_recommendations(r: Run, model: ALSModel, saved_model: str) -> None:
         path = tables.table_path(r.ctx.config, Layer.GOLD, RECOMMENDATIONS)
         tables.replace_where(out, path, f"as_of_date = '{as_of}'", partition_by=["as_of_date"])
         s.rows(rows=tables.last_commit(spark, path).rows("numOutputRows"))
+
+
+def with_blend(r: Run, frame: DataFrame, depth: int, weights: blend.Weights) -> DataFrame:
+    """The blended list in the model slot for customers known to ALS or co-occurrence (the
+    others keep the fallbacks); the ALS list leaves the frame."""
+    co = cooccurrence_lists(r, r.current, depth)
+    recent = baselines.popular(
+        r.interactions(r.ctx.run_date, r.cfg.popular_days), r.active_items, depth
+    )
+    with_lists = frame.join(co, "customer_idx", "left").crossJoin(
+        F.broadcast(recent.select(F.col("items").alias(blend.RECENT_POPULAR)))
+    )
+    known = F.col(serve.ALS).isNotNull() | F.col(serve.COOCCURRENCE).isNotNull()
+    return (
+        blend.with_features(with_lists, blend_pool(r))
+        .withColumn(
+            serve.BLEND,
+            F.when(known, blend.blended(F.col(blend.FEATURES), weights)),
+        )
+        .drop(serve.ALS, serve.COOCCURRENCE, blend.RECENT_POPULAR, blend.FEATURES)
+    )
 
 
 def write_similar_items(r: Run, model: ALSModel, saved_model: str) -> None:
@@ -685,7 +798,7 @@ def write_report(
 
 
 def example_customers(r: Run) -> list[dict[str, Any]]:
-    """A few customers with ALS recommendations (smallest ids: stable), titles attached.
+    """A few customers with model (blend or ALS) lists (smallest ids: stable), titles attached.
 
     Bounded: `example_customers` customers x (top N + 5 history items) rows reach the driver.
     """
@@ -694,7 +807,7 @@ def example_customers(r: Run) -> list[dict[str, Any]]:
         F.col("as_of_date") == F.lit(as_of)
     )
     chosen = (
-        recs.where(F.col("source") == serve.ALS)
+        recs.where(F.col("source").isin(serve.BLEND, serve.ALS))
         .select("customer_id")
         .distinct()
         .orderBy("customer_id")

@@ -104,7 +104,9 @@ table{{border-collapse:collapse}}tr:nth-child(even){{background:#f4f4f4}}</style
 <h1>Recommendations {html.escape(model_version)}</h1>
 <p>as of {html.escape(as_of)}; chosen ALS parameters: {html.escape(str(params))}</p>
 <p>{html.escape(history_text(facts))}</p>
-<h2>ALS vs baselines ({split} split{judged_text})</h2>{metrics_table(metrics)}
+<p>{html.escape(blend_text(facts))}</p>
+<h2>Blend, ALS and baselines side by side ({split} split{judged_text})</h2>
+{metrics_table(metrics)}
 <p><img src="{html.escape(chart_file)}" alt="metrics vs k"></p>
 <h2>Examples</h2>{examples_table(examples)}
 </body></html>"""
@@ -122,3 +124,18 @@ def history_text(facts: dict[str, float | None]) -> str:
         f"history: the last {int(days)} days; left out {int(dropped):,} of {int(rows):,} "
         f"signals ({share:.1f}%) and {int(customers):,} customers"
     )
+
+
+def blend_text(facts: dict[str, float | None]) -> str:
+    """What serves: the blend's weights chosen on the split, or ALS alone."""
+    weights = {
+        name.removeprefix("blend_weight_"): value
+        for name, value in facts.items()
+        if name.startswith("blend_weight_") and value is not None
+    }
+    if not weights:
+        return "served: ALS alone (no blend tuned)"
+    shown = ", ".join(f"{name} {value:.2f}" for name, value in weights.items())
+    points = facts.get("blend_grid_points")
+    grid = f" of {int(points)} grid points" if points else ""
+    return f"served: the blend, weights chosen on the split{grid}: {shown}"

@@ -1,7 +1,8 @@
-"""Candidate lists per customer -> exactly N ranked rows, ALS first, then the fallbacks.
+"""Candidate lists per customer -> exactly N ranked rows, the model's list first (the blend, or
+ALS), then the fallbacks.
 
-Every customer row carries its candidate arrays (ALS, its segment's popular items, the global
-popular items) and the item ids it must not get. The lists are filtered and concatenated with
+Every customer row carries its candidate arrays (the model's, its segment's popular items, the
+global popular items) and the item ids it must not get. The lists are filtered and concatenated with
 SQL higher-order functions row by row: no shuffle, no window over customers x candidates, which
 is what keeps a million customers cheap. A fallback list is only scanned for customers whose
 earlier lists came up short.
@@ -14,10 +15,14 @@ from pyspark.sql import functions as F
 
 from precision_marketing.recommend.baselines import CANDIDATES
 
+BLEND = "blend"
 ALS = "als"
+COOCCURRENCE = "cooccurrence"
 SEGMENT_POPULAR = "segment_popular"
 POPULAR = "popular"
-SOURCES = (ALS, SEGMENT_POPULAR, POPULAR)
+# The order lists fill a customer's N slots in: a model list (the blend when it serves, else
+# ALS; co-occurrence alone in the evaluation), then the fallbacks.
+SOURCES = (BLEND, ALS, COOCCURRENCE, SEGMENT_POPULAR, POPULAR)
 
 
 def _empty_ids() -> Column:
@@ -80,27 +85,20 @@ def top_n(customers: DataFrame, keys: list[str], n: int) -> DataFrame:
     """(keys..., rank, item_idx, score, source): up to n rows per customer row.
 
     `customers` has the key columns, `excluded` (array<int> of item ids never to show, e.g.
-    bought ones) and the candidate arrays `als`, `segment_popular`, `popular` (each ordered
-    best first, nullable). Items keep the first list they appear in; a list fills only the room
-    its predecessors left.
+    bought ones) and candidate arrays named in `SOURCES` (each ordered best first, nullable;
+    missing ones count as null). Items keep the first list they appear in; a list fills only the
+    room its predecessors left.
     """
     excluded = F.coalesce(F.col("excluded"), _empty_ids())
-    size = F.size
-    als = _take(F.col(ALS), excluded, F.lit(n))
-    with_als = customers.withColumn("_als", als)
-    seg_room = F.lit(n) - size(F.col("_als"))
-    seg = _take(F.col(SEGMENT_POPULAR), F.concat(excluded, _ids(F.col("_als"))), seg_room)
-    with_seg = with_als.withColumn("_seg", seg)
-    pop_room = seg_room - size(F.col("_seg"))
-    pop = _take(
-        F.col(POPULAR), F.concat(excluded, _ids(F.col("_als")), _ids(F.col("_seg"))), pop_room
-    )
-    chosen = F.concat(
-        _tagged(F.col("_als"), ALS),
-        _tagged(F.col("_seg"), SEGMENT_POPULAR),
-        _tagged(pop, POPULAR),
-    )
-    exploded = with_seg.select(*keys, F.posexplode(chosen).alias("_pos", "_c"))
+    blocked, room = excluded, F.lit(n)
+    frame, taken = with_candidate_columns(customers), []
+    for source in SOURCES:
+        name = f"_{source}"
+        frame = frame.withColumn(name, _take(F.col(source), blocked, room))
+        taken.append(_tagged(F.col(name), source))
+        blocked = F.concat(blocked, _ids(F.col(name)))
+        room = room - F.size(F.col(name))
+    exploded = frame.select(*keys, F.posexplode(F.concat(*taken)).alias("_pos", "_c"))
     return exploded.select(
         *keys,
         (F.col("_pos") + 1).alias("rank"),
