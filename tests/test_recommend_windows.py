@@ -31,6 +31,9 @@ from tests import recommend_fixture as fx
 from tests.support import make_config, run_stage
 
 REPLAY = date(1998, 1, 1)  # the fixture's history moved to end in 1997
+# Scored in ops/recommend_metrics on the time split (the segment-popular baseline has no
+# snapshot dated before it): ALS, the blend, its other components and the popular baseline.
+SCORED = {"als", "blend", "cooccurrence", "popular", "recent_popular"}
 
 
 class Records(logging.Handler):
@@ -170,7 +173,7 @@ def test_segment_baseline_never_reads_later_segments(spark: SparkSession, replay
     # The only snapshot is dated the run date, after every holdout (1997-12-29): the baseline
     # is not scored, while the served fallback may use it (it predates nothing served).
     config = replay["config"]
-    assert models(spark, config) == {"als", "popular", "run"}
+    assert models(spark, config) == {*SCORED, "run"}
     assert any(
         "segment-popular baseline: no gold/segments snapshot on or before 1997-12-29" in line
         for line in replay["log"]
@@ -201,7 +204,7 @@ def test_history_days_window_drops_an_exact_count(spark: SparkSession, windowed:
     # The time split judges the 6 taste customers; segments are dated after its cutoff.
     assert facts["tuning_leave_last_out"] == 0.0
     assert facts["tuning_customers_judged"] == 6.0
-    assert models(spark, windowed["config"]) == {"als", "popular", "run"}
+    assert models(spark, windowed["config"]) == {*SCORED, "run"}
 
 
 def test_bought_before_the_window_is_not_recommended(spark: SparkSession, windowed: dict) -> None:
@@ -212,9 +215,10 @@ def test_bought_before_the_window_is_not_recommended(spark: SparkSession, window
         served = {r["item_id"] for r in by_customer[customer]}
         if status == "completed":
             assert item not in served, (customer, item)
-    # ALS is asked for enough candidates that the excluded ones leave N: no fallback rows.
+    # The blend's components are asked for enough candidates that the excluded ones leave N:
+    # no fallback rows.
     for customer in [*fx.HOME_CUSTOMERS, *fx.BOOK_CUSTOMERS]:
-        assert {r["source"] for r in by_customer[customer]} == {"als"}, customer
+        assert {r["source"] for r in by_customer[customer]} == {"blend"}, customer
 
 
 def test_evaluation_excludes_what_is_served(spark: SparkSession, tmp_path: Path) -> None:

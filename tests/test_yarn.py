@@ -12,8 +12,10 @@ this process's local session on the same landing, and every table must hold the 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,8 +28,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, FloatType, MapType, StructField
 
 from precision_marketing.config import load_config
-from precision_marketing.submit import ROOT, secret_env_conf, submission
+from precision_marketing.submit import ROOT, python_env, secret_env_conf, submission
 from tests.support import RUN_DATE, run_stage
+from tests.tiny_landing import write_tiny_landing
 
 MINICLUSTER = ROOT / "scripts" / "minicluster.sh"
 SALT = "yarn-test-salt"
@@ -44,6 +47,7 @@ RUN_COLUMNS = {
     "run_id",
     "pipeline_run_id",
 }
+LOG_FILES = {"stdout", "stderr", "syslog"}
 # The data layers; ops/ records durations and run ids.
 LAYERS = ("bronze", "silver", "gold", "quarantine")
 
@@ -53,6 +57,7 @@ class MiniCluster:
     hdfs: str  # hdfs://localhost:<port>
     conf_dir: Path
     home: Path
+    pyenv: str  # the packed Python environment, uploaded once: every application reuses it
 
 
 def minicluster(command: str, home: Path) -> subprocess.CompletedProcess[str]:
@@ -67,20 +72,22 @@ def minicluster(command: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiniCluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, spark: SparkSession) -> Iterator[MiniCluster]:
     home = tmp_path_factory.mktemp("minicluster")
     started = minicluster("start", home)
     try:
         assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
         hdfs = (home / "conf" / "ready").read_text().split()[0]
-        yield MiniCluster(hdfs, home / "conf", home)
+        pyenv = f"{hdfs}/shared/pyenv.tar.gz"
+        put(spark, Path(python_env()), pyenv)
+        yield MiniCluster(hdfs, home / "conf", home, pyenv)
     finally:
         stopped = minicluster("stop", home)
         assert stopped.returncode == 0, stopped.stderr
 
 
 def put(spark: SparkSession, local: Path, target: str) -> None:
-    """Copies a local folder into HDFS through the Hadoop client pyspark carries."""
+    """Copies a local file or folder into HDFS through the Hadoop client pyspark carries."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     hadoop_path = jvm.org.apache.hadoop.fs.Path
@@ -89,7 +96,7 @@ def put(spark: SparkSession, local: Path, target: str) -> None:
 
 
 def submit_to_yarn(
-    cluster: MiniCluster, base: str, *options: str
+    cluster: MiniCluster, base: str, *options: str, mode: str = "cluster"
 ) -> subprocess.CompletedProcess[str]:
     jars = Path(pyspark.__file__).parent / "jars"
     settings = [
@@ -98,7 +105,7 @@ def submit_to_yarn(
         f"storage.ground_truth={base}/ground_truth",
         *SETTINGS,
         # Small containers: a 1 GB driver (the AM) and one 1 GB executor fit the 4 GB node.
-        "spark.conf.spark.submit.deployMode=cluster",
+        f"spark.conf.spark.submit.deployMode={mode}",
         "spark.conf.spark.driver.memory=1g",
         "spark.conf.spark.executor.memory=1g",
         "spark.conf.spark.executor.cores=1",
@@ -123,6 +130,7 @@ def submit_to_yarn(
         env={
             **os.environ,
             "HADOOP_CONF_DIR": str(cluster.conf_dir),
+            "PM_PYENV_ARCHIVE": cluster.pyenv,
             "PM_PII_SALT": SALT,
             "PYTHONPATH": str(ROOT / "lib"),
         },
@@ -135,6 +143,49 @@ class Runs:
     hdfs: str
     seconds: float
     stderr: str
+    killed_executor: int | None
+
+
+class ExecutorKiller(threading.Thread):
+    """Kills the first executor container of `cluster` once it has lived `after` seconds.
+
+    Executors are found by their main class and by a working directory inside the cluster's
+    folder (so nothing else on the machine is touched); SIGKILL is what an OOM killer or a lost
+    node does to a container.
+    """
+
+    def __init__(self, cluster: MiniCluster, after: float) -> None:
+        super().__init__(daemon=True)
+        self.home = str(cluster.home.resolve())
+        self.after = after
+        self.killed: int | None = None
+        self.done = threading.Event()
+
+    def executors(self) -> list[int]:
+        found = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                command = (proc / "cmdline").read_bytes()
+                cwd = os.readlink(proc / "cwd")
+            except OSError:
+                continue
+            if b"YarnCoarseGrainedExecutorBackend" in command and cwd.startswith(self.home):
+                found.append(int(proc.name))
+        return found
+
+    def run(self) -> None:
+        first_seen: dict[int, float] = {}
+        while not self.done.is_set():
+            now = time.monotonic()
+            for pid in self.executors():
+                first_seen.setdefault(pid, now)
+                if now - first_seen[pid] >= self.after:
+                    os.kill(pid, signal.SIGKILL)
+                    self.killed = pid
+                    return
+            self.done.wait(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -157,13 +208,17 @@ def runs(
         run_stage(spark, config, "generate", RUN_DATE)
         base = f"{cluster.hdfs}/pm"
         put(spark, tmp / "landing", f"{base}/landing")
+        killer = ExecutorKiller(cluster, after=30.0)
+        killer.start()
         started = time.monotonic()
         result = submit_to_yarn(cluster, base, f"pipeline.steps=[{','.join(STEPS)}]")
         seconds = time.monotonic() - started
+        killer.done.set()
+        killer.join()
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
         for step in STEPS:
             run_stage(spark, config, step, RUN_DATE)
-        yield Runs(tmp / "warehouse", f"{base}/warehouse", seconds, result.stderr)
+        yield Runs(tmp / "warehouse", f"{base}/warehouse", seconds, result.stderr, killer.killed)
     finally:
         if saved is None:
             os.environ.pop("PM_PII_SALT", None)
@@ -231,20 +286,63 @@ def test_yarn_cluster_mode_writes_the_tables_a_local_run_writes(
     assert segments.where(F.col("as_of_date") == F.lit(RUN_DATE)).count() == 200
 
 
+def container_logs(cluster: MiniCluster) -> list[Path]:
+    """The stdout/stderr/syslog files the NodeManager kept of every container."""
+    return [
+        p
+        for p in cluster.home.rglob("*")
+        if p.is_file() and p.parent.name.startswith("container_") and p.name in LOG_FILES
+    ]
+
+
+@pytest.mark.yarn
+def test_a_killed_executor_is_replaced_and_the_run_converges(
+    runs: Runs, cluster: MiniCluster
+) -> None:
+    # The tables above equal the local run's although an executor died mid-run: its tasks ran
+    # again on the executor YARN started in its place.
+    assert runs.killed_executor is not None, "no executor lived 30 s: nothing was killed"
+    driver_log = "".join(p.read_text(errors="replace") for p in container_logs(cluster))
+    assert "Lost executor 1" in driver_log
+
+
+@pytest.mark.yarn
+@pytest.mark.parametrize("mode", ["client", "cluster"])
+def test_a_data_quality_stop_exits_3_through_yarn(
+    spark: SparkSession, cluster: MiniCluster, tmp_path: Path, mode: str
+) -> None:
+    # Reporting in GBP with no GBP rates: the EUR transactions break currency_known (a fail
+    # rule), so validate stops the run before silver; in cluster mode the code comes back
+    # through YARN's final status.
+    write_tiny_landing(tmp_path / "landing")
+    base = f"{cluster.hdfs}/stop-{mode}"
+    put(spark, tmp_path / "landing", f"{base}/landing")
+    result = submit_to_yarn(
+        cluster,
+        base,
+        "pipeline.steps=[ingest,validate,silver]",
+        "currency.reporting=GBP",
+        mode=mode,
+    )
+    assert result.returncode == 3, result.stdout[-3000:] + result.stderr[-6000:]
+    results = spark.read.format("delta").load(f"{base}/warehouse/ops/validation_results")
+    failed = results.where((F.col("rule") == "currency_known") & (F.col("severity") == "fail"))
+    assert failed.where(F.col("unexpected_count") > 0).count() == 1
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    silver = jvm.org.apache.hadoop.fs.Path(f"{base}/warehouse/silver")
+    fs = silver.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    assert not fs.exists(silver)
+
+
 @pytest.mark.yarn
 def test_the_salt_reached_the_driver_but_no_log(runs: Runs, cluster: MiniCluster) -> None:
     # Pseudonyms equal to the local run's (above) prove the driver had the salt; it must not
     # appear in what spark-submit printed nor in any container log the NodeManager kept.
     assert SALT not in runs.stderr
-    logs = [
-        p for p in cluster.home.rglob("*") if p.is_file() and p.parent.name.startswith("container_")
-    ]
+    logs = container_logs(cluster)
     assert logs, "no container logs kept"
-    leaked = [
-        str(p)
-        for p in logs
-        if p.name in {"stdout", "stderr", "syslog"} and SALT in p.read_text(errors="replace")
-    ]
+    leaked = [str(p) for p in logs if SALT in p.read_text(errors="replace")]
     assert leaked == []
 
 

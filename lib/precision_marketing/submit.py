@@ -111,14 +111,21 @@ def submission(job: str, argv: list[str], out: Path) -> Submission:
     return Submission(master, config.spark.app_name, spark_conf, delta_jars(), package, archives)
 
 
-def python_env() -> Path:
-    """The packed Python environment for YARN containers (built by scripts/setup.sh --yarn)."""
-    path = Path(os.environ.get(PYENV_ENV) or ROOT / "build" / "pyenv.tar.gz")
-    if not path.is_file():
+def python_env() -> str:
+    """The packed Python environment for YARN containers (built by scripts/setup.sh --yarn).
+
+    `$PM_PYENV_ARCHIVE` may be a cluster URI (hdfs://...): a world-readable copy there is
+    localized once per node and reused by every application, instead of being uploaded to the
+    application's staging folder and unpacked again each time.
+    """
+    chosen = os.environ.get(PYENV_ENV) or str(ROOT / "build" / "pyenv.tar.gz")
+    if "://" in chosen:
+        return chosen
+    if not Path(chosen).is_file():
         raise FileNotFoundError(
-            f"no packed Python environment at {path}: run scripts/setup.sh --yarn"
+            f"no packed Python environment at {chosen}: run scripts/setup.sh --yarn"
         )
-    return path
+    return chosen
 
 
 def secret_env_conf(job: str, argv: list[str]) -> dict[str, str]:

@@ -1,8 +1,7 @@
-"""Fitting implicit ALS and scoring with chosen factor sets.
+"""Fitting implicit ALS.
 
-`factor_model` turns any two factor tables into an ALSModel, so Spark's blocked top-k (BLAS on
-blocks of users x items, a bounded heap per user) serves needs the trained model does not:
-scoring only active items, or cosine neighbours from unit-length item factors.
+Scoring is topk.recommend_for_users on the factor tables. `factor_model` turns any two factor
+tables into an ALSModel: bench/topk_scale.py uses it to time MLlib's own top-k against it.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from precision_marketing.recommend import (
     rules,
     serve,
     similar,
+    topk,
 )
 from precision_marketing.recommend.evaluate import Metric
 from precision_marketing.recommend.interactions import (
@@ -287,8 +288,8 @@ def _run(
         )
     ]
     with tables.restored_on_failure(spark, outputs):
-        write_recommendations(r, model, f"{model_dir}/als", tuned.weights)
-        write_similar_items(r, model, f"{model_dir}/als")
+        write_recommendations(r, model, tuned.weights)
+        write_similar_items(r, model)
         write_rules(r)
         write_metrics(r, metrics, best)
     with step(log, "recommend report"):
@@ -475,14 +476,12 @@ def tune(r: Run, grid: list[als.AlsParams], keep: Callable[[DataFrame], DataFram
 
     results: list[tuple[als.AlsParams | None, Metric]] = []
     als_lists: dict[als.AlsParams, DataFrame] = {}
-    for n, params in enumerate(grid):
+    for params in grid:
         model = als.fit(
             train, params, cfg.max_iter, cfg.seed, cfg.checkpoint_interval, cfg.num_blocks
         )
         # Judged as served: only active items compete for the top k.
-        model.write().overwrite().save(f"{r.scratch}/tune/{n}")
-        scoring = active_scoring_model(r, model, f"{r.scratch}/tune/{n}", f"scoring_{n}")
-        recs = scoring.recommendForUserSubset(judged.select("customer_idx"), depth)
+        recs = top_k(r, model, judged.select("customer_idx"), depth)
         candidates = judged.join(recs, "customer_idx", "left").select(
             "customer_idx", "excluded", serve.als_candidates(F.col("recommendations")).alias("als")
         )
@@ -587,25 +586,24 @@ def tune(r: Run, grid: list[als.AlsParams], keep: Callable[[DataFrame], DataFram
 # Outputs
 
 
-def active_scoring_model(r: Run, model: ALSModel, saved_model: str, name: str) -> ALSModel:
-    """`model` with only active items' factors: inactive items never take a slot of a top N."""
-    active = model.itemFactors.join(
+def top_k(r: Run, model: ALSModel, customers: DataFrame, k: int) -> DataFrame:
+    """(customer_idx, recommendations) for `customers` (customer_idx) over the active items only:
+    inactive items never take a slot of a top N. Blocked BLAS (topk.py), not MLlib's heap."""
+    users = model.userFactors.join(
+        customers.select(F.col("customer_idx").alias("id")), "id", "left_semi"
+    )
+    items = model.itemFactors.join(
         r.active_items.select(F.col("item_idx").alias("id")), "id", "left_semi"
     )
-    return als.factor_model(
-        r.ctx.spark, saved_model, model.userFactors, active, f"{r.scratch}/{name}"
-    )
+    return topk.recommend_for_users(users, items, k)
 
 
-def write_recommendations(
-    r: Run, model: ALSModel, saved_model: str, weights: blend.Weights | None
-) -> None:
+def write_recommendations(r: Run, model: ALSModel, weights: blend.Weights | None) -> None:
     """Top-N per active customer: the blend with the tuned weights (or ALS alone without
     them) over active items, then segment-popular, then popular."""
     spark, cfg, as_of = r.ctx.spark, r.cfg, r.ctx.run_date
     with step(log, "recommend recommendations") as s:
         depth = candidate_depth(r, cfg.top_n)
-        scoring = active_scoring_model(r, model, saved_model, "scoring")
         # The CRM's customers, and those with a product signal it never listed (no CRM: all).
         everything = replace(interaction_params(r.ctx.config), lookback_days=None)
         active = signals(r.inputs.events, r.inputs.order_lines, everything, as_of)
@@ -615,7 +613,7 @@ def write_recommendations(
             .join(r.customer_ids, "customer_id", "left")
         )
         known = customers.where(F.col("customer_idx").isNotNull()).select("customer_idx")
-        recs = scoring.recommendForUserSubset(known, depth).select(
+        recs = top_k(r, model, known, depth).select(
             "customer_idx", serve.als_candidates(F.col("recommendations")).alias(serve.ALS)
         )
         frame = customers.join(recs, "customer_idx", "left").join(
@@ -672,16 +670,17 @@ def with_blend(r: Run, frame: DataFrame, depth: int, weights: blend.Weights) -> 
     )
 
 
-def write_similar_items(r: Run, model: ALSModel, saved_model: str) -> None:
+def write_similar_items(r: Run, model: ALSModel) -> None:
     """Top-M neighbours per active item: ALS cosine, or content rules for items without factors."""
     spark, cfg, as_of = r.ctx.spark, r.cfg, r.ctx.run_date
     with step(log, "recommend similar items") as s:
         active_ids = r.active_items.select(F.col("item_idx").alias("id"))
         unit = similar.unit_factors(model.itemFactors.join(active_ids, "id", "left_semi"))
-        cosine = als.factor_model(spark, saved_model, unit, unit, f"{r.scratch}/cosine")
         neighbours = similar.factor_neighbours(
-            # Room beyond M + 1 so ties at the cut-off are ordered by id, not by the heap.
-            cosine.recommendForAllItems(cfg.similar_items + 1 + cfg.candidate_buffer),
+            # Room beyond M + 1 so ties at the cut-off are ordered by id, not by the cut.
+            topk.recommend_for_users(
+                unit, unit, cfg.similar_items + 1 + cfg.candidate_buffer, user_col="item_idx"
+            ),
             cfg.similar_items,
         )
         names = r.item_ids

@@ -1,9 +1,8 @@
 """Item-to-item neighbours: cosine of ALS item factors, and a content rule for new items.
 
-Cosine over all item pairs is a matrix product, which ALS's own blocked top-k already does well:
-with every factor vector scaled to unit length, "recommend items for an item" scores exactly
-the cosine. `unit_factors` prepares those vectors; the job loads them as an ALSModel (see
-`als.factor_model`) so nothing is collected to the driver and no pair table is materialized.
+Cosine over all item pairs is a matrix product: with every factor vector scaled to unit length,
+the top k of the item factors against themselves (topk.recommend_for_users) is exactly the
+top k by cosine, in blocks, with no pair table materialized.
 """
 
 from __future__ import annotations
@@ -31,18 +30,18 @@ def unit_factors(factors: DataFrame) -> DataFrame:
 
 
 def factor_neighbours(recommended: DataFrame, m: int) -> DataFrame:
-    """(item_idx, rank, similar_idx, score) from recommendForAllItems on unit factors.
+    """(item_idx, rank, similar_idx, score) from the top k of unit factors against themselves.
 
-    `recommended` has `item_idx` and `recommendations` array<struct<customer_idx, rating>>
-    where the "customers" are items too; the item itself (cosine 1) is dropped, and equal
-    cosines are ordered by item id so reruns agree.
+    `recommended` has `item_idx` and `recommendations` array<struct<item_idx, rating>> (the
+    neighbours; topk.recommend_for_users with user_col="item_idx"); the item itself (cosine 1)
+    is dropped, and equal cosines are ordered by item id so reruns agree.
     """
-    others = F.filter(F.col("recommendations"), lambda r: r["customer_idx"] != F.col("item_idx"))
+    others = F.filter(F.col("recommendations"), lambda r: r["item_idx"] != F.col("item_idx"))
     ordered = F.sort_array(
         F.transform(
             others,
             lambda r: F.struct(
-                (-r["rating"].cast("double")).alias("k"), r["customer_idx"].alias("idx")
+                (-r["rating"].cast("double")).alias("k"), r["item_idx"].alias("idx")
             ),
         )
     )
