@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from precision_marketing import definitions
 from precision_marketing.measure import stats
 
 TREATMENT = "treatment"
@@ -86,21 +87,22 @@ def sends(runs: DataFrame) -> DataFrame:
 
 
 def member_outcomes(members: DataFrame, order_lines: DataFrame) -> DataFrame:
-    """One row per member: converted (1 with a net purchase in the campaign window, else 0) and
-    revenue (the net amount bought in the window, refunds and cancellations netted)."""
+    """One row per member: converted (1 with a purchase, `definitions.net_purchase`, in the
+    campaign window, else 0) and revenue (the net amount bought in the window, refunds and
+    cancellations netted, summed in exact cents)."""
     lines = order_lines.select(
         F.col("customer_id").alias("_customer_id"),
         F.col("order_date").alias("_order_date"),
-        F.col("net_quantity").alias("_net_quantity"),
-        F.col("net_amount").alias("_net_amount"),
+        definitions.net_purchase().alias("_purchase"),
+        definitions.net_amount().alias("_net_amount"),
     )
     in_window = (F.col("customer_id") == F.col("_customer_id")) & F.col("_order_date").between(
         F.col("start_date"), F.col("end_date")
     )
     joined = members.join(lines, in_window, "left")
     return joined.groupBy(*members.columns).agg(
-        F.coalesce(F.max(F.when(F.col("_net_quantity") > 0, 1)), F.lit(0)).alias("converted"),
-        F.coalesce(F.sum("_net_amount"), F.lit(0.0)).alias("revenue"),
+        F.coalesce(F.max(F.when(F.col("_purchase"), 1)), F.lit(0)).alias("converted"),
+        F.coalesce(F.sum("_net_amount"), F.lit(0)).cast("double").alias("revenue"),
     )
 
 

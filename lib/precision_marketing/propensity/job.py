@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -23,9 +23,9 @@ from pyspark.sql import functions as F
 
 from precision_marketing import models, reports, windows
 from precision_marketing.config import Config, ConfigError, PropensityConfig
+from precision_marketing.definitions import signed_up_before
 from precision_marketing.features import availability
 from precision_marketing.features import job as features_job
-from precision_marketing.features.transforms import signed_up_before
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.propensity import evaluate, model, report, transforms
@@ -96,7 +96,7 @@ def ensure_snapshots(ctx: JobContext, dates: list[date]) -> list[date]:
         )
     for day in missing:
         log.info("propensity: building the user_features snapshot for %s", day)
-        features_job.run(replace(ctx, run_date=day))
+        features_job.build_snapshot(ctx, day)
     return missing
 
 
