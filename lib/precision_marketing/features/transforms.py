@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from precision_marketing import definitions
 from precision_marketing.definitions import signed_up, unlisted
 from precision_marketing.features.rfm import with_rfm
-from precision_marketing.silver.transforms import latest_per_key
+from precision_marketing.silver.transforms import age_band_from_year, latest_per_key
 
 EMAIL_OPEN = "email_open"
 
@@ -55,13 +55,23 @@ def safe_name(value: str) -> str:
 
 
 def customers_as_of(history: DataFrame, as_of: date) -> DataFrame:
-    """The CRM state each customer had just before `as_of`; not-yet-signed-up ones are dropped."""
+    """The CRM state each customer had just before `as_of`; not-yet-signed-up ones are dropped.
+
+    The age band is the one on `as_of`, from the birth year silver keeps: the band silver
+    stored is the one on the day silver ran, which for a past snapshot is a later age. A
+    history without birth years (written before silver kept them) keeps that stored band.
+    """
     known = history.where(F.col("updated_at") < as_of_ts(as_of))
     latest = latest_per_key(known, ["customer_id"], [F.col("updated_at").desc()])
     current = latest.where(signed_up(as_of))
+    band = (
+        age_band_from_year(F.col("birth_year"), as_of)
+        if "birth_year" in history.columns
+        else F.col("age_band")
+    )
     return current.select(
         "customer_id",
-        "age_band",
+        band.alias("age_band"),
         "gender",
         "region",
         "signup_date",

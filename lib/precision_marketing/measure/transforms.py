@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 
 from precision_marketing import definitions
 from precision_marketing.measure import stats
+from precision_marketing.schemas.gold import CAMPAIGN_RESULTS_COLUMNS as RESULT_COLUMNS
 
 TREATMENT = "treatment"
 CONTROL = "control"
@@ -145,50 +146,6 @@ def group_sums(outcomes: DataFrame) -> DataFrame:
         F.sum("contact_cost").alias("campaign_cost"),
     ]
     return rows.groupBy(*EXPERIMENT, "breakdown", "breakdown_value").agg(*sums)
-
-
-RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("as_of_date", "date"),
-    ("campaign_id", "string"),
-    ("channel", "string"),
-    ("start_date", "date"),
-    ("end_date", "date"),
-    ("publish_runs", "long"),
-    ("breakdown", "string"),
-    ("breakdown_value", "string"),
-    ("treatment_customers", "long"),
-    ("control_customers", "long"),
-    ("treatment_conversions", "long"),
-    ("control_conversions", "long"),
-    ("treatment_conversion_rate", "double"),
-    ("control_conversion_rate", "double"),
-    ("treatment_revenue", "double"),
-    ("control_revenue", "double"),
-    ("treatment_revenue_per_customer", "double"),
-    ("control_revenue_per_customer", "double"),
-    ("conversion_uplift", "double"),
-    ("conversion_uplift_ci_low", "double"),
-    ("conversion_uplift_ci_high", "double"),
-    ("conversion_z", "double"),
-    ("conversion_p_value", "double"),
-    ("relative_uplift", "double"),
-    ("relative_uplift_ci_low", "double"),
-    ("relative_uplift_ci_high", "double"),
-    ("revenue_uplift_per_customer", "double"),
-    ("revenue_uplift_ci_low", "double"),
-    ("revenue_uplift_ci_high", "double"),
-    ("revenue_t", "double"),
-    ("revenue_df", "double"),
-    ("revenue_p_value", "double"),
-    ("incremental_conversions", "double"),
-    ("incremental_revenue", "double"),
-    ("treatment_contacts", "long"),
-    ("cost_per_contact", "double"),
-    ("campaign_cost", "double"),
-    ("gross_margin", "double"),
-    ("roi", "double"),
-    ("measure_run_id", "string"),
-)
 
 
 def results(

@@ -39,6 +39,7 @@ from precision_marketing.propensity.transforms import (
 )
 from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, Persisted, step
+from precision_marketing.schemas.ops import PROPENSITY_METRICS as METRICS_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +60,6 @@ SPEND = "spend"
 SPEND_BASELINE = "spend_last_period"
 RECENCY_SCORE = "recency_score"
 PROBABILITY = "probability"
-
-OUTPUT_SCHEMA = (
-    "customer_id string, as_of_date date, probability double, decile int, "
-    "predicted_spend double, expected_value double, churn_risk double, model_version string"
-)
-METRICS_SCHEMA = (
-    "as_of_date date, model_version string, validation_as_of_date date, model string, "
-    "metric string, decile int, value double"
-)
 
 
 def model_version(cfg: PropensityConfig, as_of: date) -> str:

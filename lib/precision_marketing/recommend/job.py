@@ -47,6 +47,7 @@ from precision_marketing.recommend.interactions import (
 )
 from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, step
+from precision_marketing.schemas.ops import RECOMMEND_METRICS as METRICS_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -731,12 +732,6 @@ def write_rules(r: Run) -> None:
         finally:
             baskets.unpersist()
         s.rows(rules=tables.last_commit(spark, path).rows("numOutputRows"))
-
-
-METRICS_SCHEMA = (
-    "as_of_date date, model_version string, model string, rank int, reg_param double, "
-    "alpha double, chosen boolean, k int, metric string, value double"
-)
 
 
 def write_metrics(
