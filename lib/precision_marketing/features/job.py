@@ -63,9 +63,16 @@ def build_snapshot(ctx: JobContext, as_of: date) -> None:
         with step(log, "features aggregate") as s:
             orders = transforms.order_features(lines, items, as_of, params.windows_days, categories)
             active = definitions.active_customers(raw_events, lines, as_of)
+            history = silver("customer_history")
+            if "birth_year" not in history.columns:
+                log.warning(
+                    "features: silver/customer_history has no birth_year (written before silver "
+                    "kept it): age_band is the band stored on silver's run date, not on %s",
+                    as_of,
+                )
             unscored = keep(
                 transforms.assemble(
-                    transforms.customer_base(silver("customer_history"), active, as_of),
+                    transforms.customer_base(history, active, as_of),
                     behaviour.drop(transforms.TOUCHED_TERMS),
                     orders,
                     topics.tags,

@@ -13,7 +13,7 @@ from datetime import date
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from precision_marketing import definitions
+from precision_marketing import definitions, windows
 from precision_marketing.definitions import signed_up, unlisted
 from precision_marketing.features.rfm import with_rfm
 from precision_marketing.silver.transforms import age_band_from_year, latest_per_key
@@ -112,10 +112,9 @@ EVENT_COLUMNS = (
 
 def events_before(events: DataFrame, as_of: date) -> DataFrame:
     """The events features read, cut at as_of."""
-    # event_date first: it is the partition column, so old partitions are pruned.
-    return events.where(
-        (F.col("event_date") < F.lit(as_of)) & (F.col("event_ts") < as_of_ts(as_of))
-    ).select(*EVENT_COLUMNS)
+    return events.where(windows.before(F.col("event_ts"), F.col("event_date"), as_of)).select(
+        *EVENT_COLUMNS
+    )
 
 
 def device_owners(events: DataFrame) -> DataFrame:

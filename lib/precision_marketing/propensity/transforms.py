@@ -1,8 +1,8 @@
 """Point-in-time training sets: features at an as_of date, outcomes in [as_of, as_of + H).
 
 Features come from a gold/user_features snapshot, which only saw data strictly before as_of.
-Outcomes come from silver order lines on or after as_of: a line counts as a purchase exactly
-when recommend counts it (kept lines: not cancelled, not fully refunded). So the label window
+Outcomes come from silver order lines on or after as_of: a line counts as a purchase by
+`definitions.net_purchase`, as everywhere (not cancelled, not fully refunded). So the label window
 starts where the features' view of the world ends, and nothing after as_of reaches a feature.
 """
 

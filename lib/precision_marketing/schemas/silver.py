@@ -66,8 +66,9 @@ ORDER_LINES = _fields(
     ("customer_id", StringType()),
     ("item_id", StringType()),
     ("quantity", IntegerType()),
-    ("refunded_quantity", IntegerType()),
-    ("net_quantity", IntegerType()),
+    # Sums of refunded quantities: long, as silver computes them.
+    ("refunded_quantity", LongType()),
+    ("net_quantity", LongType()),
     ("unit_price", DoubleType()),
     ("discount", DoubleType()),
     ("gross_amount", DoubleType()),
