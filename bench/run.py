@@ -42,10 +42,11 @@ import pipeline_metrics as pm
 import recommend_quality
 import report
 import segments_quality
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import precision_marketing
+from precision_marketing import definitions
 from precision_marketing.cli import STAGES, configure_logging
 from precision_marketing.config import Config, load_config
 from precision_marketing.io import tables
@@ -374,14 +375,19 @@ def recommend_scores(spark: SparkSession, config: Config, as_of: date) -> dict[s
 
 
 def recommend_coverage(spark: SparkSession, config: Config, as_of: date) -> dict[str, int]:
-    """Customers signed up before the run date, and how many got a list (from ALS)."""
-    customers = tables.read(spark, tables.table_path(config, Layer.SILVER, "customers"))
-    eligible = customers.where(F.col("signup_date").isNull() | (F.col("signup_date") < as_of))
+    """The customers recommend serves at the run date (`definitions.customers_at`), and how
+    many got a list (from ALS)."""
+
+    def silver(name: str) -> DataFrame:
+        return tables.read(spark, tables.table_path(config, Layer.SILVER, name))
+
+    active = definitions.active_customers(silver("events"), silver("order_lines"), as_of)
+    eligible = definitions.customers_at(silver("customers"), active, as_of)
     recs = tables.read(spark, tables.table_path(config, Layer.GOLD, "recommendations")).where(
         F.col("as_of_date") == F.lit(as_of)
     )
     return {
-        "eligible_customers": eligible.select("customer_id").distinct().count(),
+        "eligible_customers": eligible.count(),
         "customers_with_recommendations": recs.select("customer_id").distinct().count(),
         "customers_served_by_als": recs.where(F.col("source") == "als")
         .select("customer_id")

@@ -9,85 +9,19 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pyspark.sql import SparkSession
-from pyspark.sql.types import (
-    BooleanType,
-    DateType,
-    DoubleType,
-    IntegerType,
-    LongType,
-    StringType,
-    TimestampType,
-)
 
 from precision_marketing.config import Config
-from precision_marketing.contracts import nullable_schema
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
+from precision_marketing.schemas import silver
 
 AS_OF = date(2026, 6, 30)
 
 
-EVENTS = nullable_schema(
-    ("event_id", StringType()),
-    ("device_id", StringType()),
-    ("customer_id", StringType()),
-    ("session_id", StringType()),
-    ("event_type", StringType()),
-    ("item_id", StringType()),
-    ("category", StringType()),
-    ("price", DoubleType()),
-    ("search_query", StringType()),
-    ("event_ts", TimestampType()),
-    ("event_date", DateType()),
-    ("platform", StringType()),
-    ("utm_source", StringType()),
-    ("utm_medium", StringType()),
-    ("utm_campaign", StringType()),
-    ("source_batch_no", LongType()),
-)
-CUSTOMERS = nullable_schema(
-    ("customer_id", StringType()),
-    ("email_hash", StringType()),
-    ("phone_hash", StringType()),
-    ("age_band", StringType()),
-    ("gender", StringType()),
-    ("region", StringType()),
-    ("signup_date", DateType()),
-    ("loyalty_tier", StringType()),
-    ("consent_email", BooleanType()),
-    ("consent_sms", BooleanType()),
-    ("consent_push", BooleanType()),
-    ("updated_at", TimestampType()),
-)
-ORDER_LINES = nullable_schema(
-    ("order_id", StringType()),
-    ("line_no", IntegerType()),
-    ("customer_id", StringType()),
-    ("item_id", StringType()),
-    ("quantity", IntegerType()),
-    ("refunded_quantity", IntegerType()),
-    ("net_quantity", IntegerType()),
-    ("unit_price", DoubleType()),
-    ("discount", DoubleType()),
-    ("gross_amount", DoubleType()),
-    ("net_amount", DoubleType()),
-    ("currency", StringType()),
-    ("order_ts", TimestampType()),
-    ("order_date", DateType()),
-    ("refunded_at", TimestampType()),
-    ("channel", StringType()),
-    ("store_id", StringType()),
-    ("status", StringType()),
-)
-ITEMS = nullable_schema(
-    ("item_id", StringType()),
-    ("title", StringType()),
-    ("category", StringType()),
-    ("brand", StringType()),
-    ("price", DoubleType()),
-    ("active", BooleanType()),
-    ("updated_at", TimestampType()),
-)
+EVENTS = silver.EVENTS
+CUSTOMERS = silver.CUSTOMER_HISTORY
+ORDER_LINES = silver.ORDER_LINES
+ITEMS = silver.ITEMS
 
 
 def ts(text: str) -> datetime:
@@ -127,12 +61,19 @@ def event(
     )
 
 
-def crm(customer: str, signup: str, tier: str, updated: str) -> tuple[Any, ...]:
+# Birth years: on as_of (a 1 July birthday, 2026-06-30) c1 is 34, c2 is 33.
+BIRTH_YEARS = {"c1": 1991, "c2": 1992}
+
+
+def crm(
+    customer: str, signup: str, tier: str, updated: str, band: str = "25-34"
+) -> tuple[Any, ...]:
+    """A customer_history version; `band` is the age band silver stored on the day it ran."""
     return (
         customer,
         "e" + customer,
         None,
-        "25-34",
+        band,
         "F",
         "west",
         date.fromisoformat(signup),
@@ -141,6 +82,7 @@ def crm(customer: str, signup: str, tier: str, updated: str) -> tuple[Any, ...]:
         False,
         True,
         ts(updated),
+        BIRTH_YEARS.get(customer),
     )
 
 
@@ -174,6 +116,8 @@ def line(
         gross,
         round(gross * net_q / quantity, 2),
         "EUR",
+        "EUR",
+        unit_price,
         at,
         at.date(),
         ts(refunded_at) if refunded_at else None,
@@ -246,6 +190,14 @@ LATE_EVENTS = [
 LATE_CRM = [
     crm("c2", "2026-03-01", "platinum", "2026-06-30T00:00"),
     crm("c5", "2025-06-30", "gold", "2026-08-01T00:00"),
+]
+# The same CRM versions as silver stores them when it first runs after as_of (a backfill, as
+# for propensity's past snapshots): c1 has turned 35 by then, and the stored band says so.
+LATE_STORED_CRM = [
+    crm("c1", "2026-01-01", "silver", "2026-05-01T00:00", band="35-44"),
+    crm("c1", "2026-01-01", "gold", "2026-06-29T10:00", band="35-44"),
+    crm("c1", "2026-01-01", "platinum", "2026-06-30T08:00", band="35-44"),
+    *(row for row in BASE_CRM if row[0] != "c1"),
 ]
 LATE_LINES = [
     line("o9", 1, "c5", "i1", 3, 100.0, "2026-06-30T00:00"),

@@ -30,6 +30,7 @@ from pyspark.sql import SparkSession
 from precision_marketing.config import Config
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
+from precision_marketing.schemas import silver
 from tests import features_fixture as ff
 
 RUN_DATE = date(2026, 6, 30)
@@ -95,6 +96,7 @@ def write_silver(spark: SparkSession, config: Config) -> None:
     one row per customer here)."""
     events, crm, lines = build()
     ff.write_silver(spark, config, events, crm, lines, ITEMS)
-    spark.createDataFrame(crm, ff.CUSTOMERS).write.format("delta").mode("overwrite").save(
+    current = spark.createDataFrame(crm, ff.CUSTOMERS).select(*silver.CUSTOMERS.fieldNames())
+    current.write.format("delta").mode("overwrite").save(
         tables.table_path(config, Layer.SILVER, "customers")
     )

@@ -29,32 +29,34 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql.types import (
-    BooleanType,
     DateType,
     DoubleType,
-    IntegerType,
     StringType,
-    TimestampType,
 )
 
 from precision_marketing.config import Config
 from precision_marketing.contracts import nullable_schema
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
+from precision_marketing.schemas import activation, gold, silver
+from precision_marketing.schemas.project import nullable, project
 
 D = date(2026, 6, 30)
 
 
-CUSTOMERS = nullable_schema(
-    ("customer_id", StringType()),
-    ("email_hash", StringType()),
-    ("phone_hash", StringType()),
-    ("signup_date", DateType()),
-    ("loyalty_tier", StringType()),
-    ("consent_email", BooleanType()),
-    ("consent_sms", BooleanType()),
-    ("consent_push", BooleanType()),
-    ("updated_at", TimestampType()),
+CUSTOMERS = nullable(
+    project(
+        silver.CUSTOMERS,
+        "customer_id",
+        "email_hash",
+        "phone_hash",
+        "signup_date",
+        "loyalty_tier",
+        "consent_email",
+        "consent_sms",
+        "consent_push",
+        "updated_at",
+    )
 )
 FEATURES = nullable_schema(
     ("customer_id", StringType()),
@@ -63,47 +65,11 @@ FEATURES = nullable_schema(
     ("spend_share_electronics", DoubleType()),
     ("as_of_date", DateType()),
 )
-SEGMENTS = nullable_schema(
-    ("customer_id", StringType()),
-    ("segment_id", IntegerType()),
-    ("segment_name", StringType()),
-    ("distance", DoubleType()),
-    ("model_version", StringType()),
-    ("as_of_date", DateType()),
-)
-PROPENSITY = nullable_schema(
-    ("customer_id", StringType()),
-    ("as_of_date", DateType()),
-    ("probability", DoubleType()),
-    ("decile", IntegerType()),
-    ("predicted_spend", DoubleType()),
-    ("expected_value", DoubleType()),
-    ("churn_risk", DoubleType()),
-    ("model_version", StringType()),
-)
-RECOMMENDATIONS = nullable_schema(
-    ("customer_id", StringType()),
-    ("rank", IntegerType()),
-    ("item_id", StringType()),
-    ("score", DoubleType()),
-    ("source", StringType()),
-    ("model_version", StringType()),
-    ("as_of_date", DateType()),
-)
-ITEMS = nullable_schema(
-    ("item_id", StringType()),
-    ("title", StringType()),
-    ("category", StringType()),
-    ("price", DoubleType()),
-    ("active", BooleanType()),
-)
-CONTACT_HISTORY = nullable_schema(
-    ("customer_id", StringType()),
-    ("campaign_id", StringType()),
-    ("channel", StringType()),
-    ("contact_date", DateType()),
-    ("run_id", StringType()),
-)
+SEGMENTS = gold.SEGMENTS
+PROPENSITY = gold.PROPENSITY
+RECOMMENDATIONS = gold.RECOMMENDATIONS
+ITEMS = project(silver.ITEMS, "item_id", "title", "category", "price", "active")
+CONTACT_HISTORY = nullable(activation.CONTACT_HISTORY)
 
 FANS = [f"K{n:02d}" for n in range(1, 15)]  # K01..K14, segment 1 "Fans"
 OTHERS = [f"K{n:02d}" for n in range(15, 24)]  # K15..K23, segment 2 "Browsers"

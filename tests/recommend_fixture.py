@@ -19,77 +19,34 @@ from datetime import UTC, date, datetime, timedelta
 
 from pyspark.sql import SparkSession
 from pyspark.sql.types import (
-    BooleanType,
-    DateType,
-    DoubleType,
-    IntegerType,
-    StringType,
-    StructField,
     StructType,
-    TimestampType,
 )
 
 from precision_marketing.config import Config
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
+from precision_marketing.schemas import gold, silver
+from precision_marketing.schemas.project import project
 
-EVENTS = StructType(
-    [
-        StructField("event_id", StringType(), False),
-        StructField("device_id", StringType(), True),
-        StructField("customer_id", StringType(), True),
-        StructField("session_id", StringType(), True),
-        StructField("event_type", StringType(), True),
-        StructField("item_id", StringType(), True),
-        StructField("category", StringType(), True),
-        StructField("price", DoubleType(), True),
-        StructField("search_query", StringType(), True),
-        StructField("event_ts", TimestampType(), True),
-        StructField("event_date", DateType(), True),
-        StructField("platform", StringType(), True),
-    ]
+EVENTS = StructType(silver.EVENTS.fields[:12])  # up to platform
+ORDER_LINES = project(
+    silver.ORDER_LINES,
+    "order_id",
+    "line_no",
+    "customer_id",
+    "item_id",
+    "quantity",
+    "refunded_quantity",
+    "net_quantity",
+    "unit_price",
+    "order_ts",
+    "order_date",
+    "status",
 )
-ORDER_LINES = StructType(
-    [
-        StructField("order_id", StringType(), False),
-        StructField("line_no", IntegerType(), False),
-        StructField("customer_id", StringType(), True),
-        StructField("item_id", StringType(), True),
-        StructField("quantity", IntegerType(), True),
-        StructField("refunded_quantity", IntegerType(), True),
-        StructField("net_quantity", IntegerType(), True),
-        StructField("unit_price", DoubleType(), True),
-        StructField("order_ts", TimestampType(), True),
-        StructField("order_date", DateType(), True),
-        StructField("status", StringType(), True),
-    ]
-)
-ITEMS = StructType(
-    [
-        StructField("item_id", StringType(), False),
-        StructField("title", StringType(), True),
-        StructField("category", StringType(), True),
-        StructField("brand", StringType(), True),
-        StructField("price", DoubleType(), True),
-        StructField("active", BooleanType(), True),
-        StructField("updated_at", TimestampType(), True),
-    ]
-)
-CUSTOMERS = StructType(
-    [
-        StructField("customer_id", StringType(), False),
-        StructField("signup_date", DateType(), True),
-        StructField("loyalty_tier", StringType(), True),
-    ]
-)
-SEGMENTS = StructType(
-    [
-        StructField("customer_id", StringType(), False),
-        StructField("segment_id", IntegerType(), False),
-        StructField("segment_name", StringType(), True),
-        StructField("model_version", StringType(), True),
-        StructField("as_of_date", DateType(), True),
-    ]
+ITEMS = silver.ITEMS
+CUSTOMERS = project(silver.CUSTOMERS, "customer_id", "signup_date", "loyalty_tier")
+SEGMENTS = project(
+    gold.SEGMENTS, "customer_id", "segment_id", "segment_name", "model_version", "as_of_date"
 )
 
 RUN_DATE = date(2026, 6, 30)

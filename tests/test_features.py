@@ -15,6 +15,7 @@ from pyspark.sql.types import ArrayType, IntegerType, StringType, StructField, S
 
 from precision_marketing.config import Config
 from precision_marketing.features import categories, transforms
+from precision_marketing.features.interests import ranked_tags
 from precision_marketing.features.rfm import NO_PURCHASE, RFM_GRID, rfm_segment
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
@@ -25,10 +26,12 @@ from tests.features_fixture import (
     BASE_ITEMS,
     BASE_LINES,
     CUSTOMERS,
+    EVENTS,
     ITEMS,
     LATE_CRM,
     LATE_EVENTS,
     LATE_LINES,
+    LATE_STORED_CRM,
     ORDER_LINES,
     line,
     ts,
@@ -41,6 +44,7 @@ CATEGORIES = ["electronics", "home", "fashion", "beauty", "sports", "books", "to
 EXPECTED: dict[str, dict[str, Any]] = {
     "c1": {
         "loyalty_tier": "gold",  # the 2026-06-30T08:00 version is after as_of
+        "age_band": "25-34",  # 34 on as_of: the band a later silver run stores does not leak
         "tenure_days": 180,
         "region": "west",
         "consent_email": True,
@@ -91,6 +95,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
     },
     "c2": {
         "loyalty_tier": "none",
+        "age_band": "25-34",
         "tenure_days": 121,
         "days_since_last_order": 76,
         "days_since_first_order": 76,
@@ -126,6 +131,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "rfm_segment": "Needs attention",
     },
     "c5": {
+        "age_band": None,  # no birth year
         "tenure_days": 365,
         "days_since_last_order": None,
         "orders_lifetime": 0,
@@ -170,7 +176,7 @@ def _share_columns(df: DataFrame) -> list[str]:
 
 def _features(spark: SparkSession, config: Config, late: bool = False) -> DataFrame:
     events = BASE_EVENTS + (LATE_EVENTS if late else [])
-    crm = BASE_CRM + (LATE_CRM if late else [])
+    crm = (LATE_STORED_CRM + LATE_CRM) if late else BASE_CRM
     lines = BASE_LINES + (LATE_LINES if late else [])
     write_silver(spark, config, events, crm, lines)
     run_stage(spark, config, "features", run_date=AS_OF)
@@ -365,9 +371,9 @@ def test_the_customer_base_is_the_crm_plus_active_customers_it_does_not_list(
     crm = spark.createDataFrame(
         [
             ("K1", None, None, "30-39", "F", "north", date(2025, 1, 1), "gold", True, None, None,
-             updated),
+             updated, None),
             ("K2", None, None, "40-49", "M", "south", date(2026, 7, 5), "none", True, None, None,
-             updated),
+             updated, None),
         ],
         CUSTOMERS,
     )  # fmt: skip
@@ -409,3 +415,53 @@ def test_web_orders_give_interest_terms_when_the_events_hold_no_purchases(
 
     assert terms(True) == [("k2", ["Casalo", "home"])]
     assert terms(False) == [("k1", ["Casalo", "home"]), ("k2", ["Casalo", "home"])]
+
+
+def test_features_do_not_depend_on_partitioning(spark: SparkSession) -> None:
+    """Money is summed in exact cents: 19.99 + 1.17 + 15.97 over two orders (the second fully
+    refunded) is an AOV of 37.13 / 2 = 18.565, 18.57 half up. Summed as doubles, the last bit
+    of 37.13, so the rounding, followed the order Spark added the lines in."""
+    rows = [
+        line("o1", n, "k1", "i1", 1, price, "2026-06-01T10:00")
+        for n, price in enumerate((19.99, 1.17, 15.97), 1)
+    ]
+    rows.append(
+        line("o2", 1, "k1", "i2", 1, 5.0, "2026-06-02T10:00", refunded=1,
+             refunded_at="2026-06-03T00:00", status="refunded")
+    )  # fmt: skip
+    lines = spark.createDataFrame(rows, ORDER_LINES)
+    events = spark.createDataFrame(BASE_EVENTS, EVENTS)
+    items = spark.createDataFrame(BASE_ITEMS, ITEMS)
+
+    def computed(partitions: int, seed: int) -> list[tuple[Any, ...]]:
+        orders = transforms.order_features(
+            lines.repartition(partitions, F.rand(seed)), items, AS_OF, [30, 365], CATEGORIES
+        )
+        behaviour = transforms.behaviour_features(
+            transforms.stitch(
+                transforms.events_before(events.repartition(partitions, F.rand(seed)), AS_OF)
+            ),
+            items,
+            AS_OF,
+            CATEGORIES,
+        ).withColumn(transforms.TOUCHED_TERMS, F.sort_array(transforms.TOUCHED_TERMS))
+        joined = orders.join(behaviour, "customer_id", "full")
+        return sorted(tuple(r) for r in joined.collect())
+
+    first = computed(1, 0)
+    for partitions, seed in ((2, 1), (3, 7), (5, 42), (8, 3)):
+        assert computed(partitions, seed) == first, (partitions, seed)
+    k1 = next(r for r in first if r[0] == "k1")
+    aov = transforms.order_features(lines, items, AS_OF, [30, 365], CATEGORIES).columns.index(
+        "avg_order_value"
+    )
+    assert (k1[aov], k1[aov - 1]) == (18.57, 37.13)  # avg_order_value, spend_lifetime
+
+
+def test_tied_interest_topics_rank_by_name(spark: SparkSession) -> None:
+    """Equal weights rank by topic name; topics under the minimum weight are left out."""
+    weights = spark.createDataFrame([([0.3, 0.35, 0.3, 0.05],)], "w array<double>")
+    tags = ranked_tags(F.col("w"), ["home", "books", "beauty", "toys"], 0.1, 3)
+    assert weights.select(tags.alias("t")).first()["t"] == ["books", "beauty", "home"]  # type: ignore[index]
+    top_two = ranked_tags(F.col("w"), ["home", "books", "beauty", "toys"], 0.1, 2)
+    assert weights.select(top_two.alias("t")).first()["t"] == ["books", "beauty"]  # type: ignore[index]

@@ -21,37 +21,16 @@ from enum import StrEnum
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    DateType,
-    DoubleType,
-    IntegerType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
 
 from precision_marketing.config import Config, ConfigError
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.runtime import JobContext, MissingInputError
+from precision_marketing.schemas.ops import PIPELINE_RUNS as RUNS_SCHEMA
 
 log = logging.getLogger(__name__)
 
 RUNS = "pipeline_runs"
-RUNS_SCHEMA = StructType(
-    [
-        StructField("run_date", DateType(), False),
-        StructField("pipeline_run_id", StringType(), False),
-        StructField("step_no", IntegerType(), False),
-        StructField("step", StringType(), False),
-        StructField("status", StringType(), False),
-        StructField("started_at", TimestampType(), False),
-        StructField("finished_at", TimestampType(), False),
-        StructField("seconds", DoubleType(), False),
-        StructField("error", StringType(), True),
-    ]
-)
 MAX_ERROR_CHARS = 2000
 
 

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from precision_marketing.config import Config, ConfigError
@@ -37,6 +37,29 @@ def window_start(config: Config, run_date: date, own_days: int | None = None) ->
     return start_of(run_date, lookback_days(config, own_days))
 
 
+def epoch_seconds(day: date) -> float:
+    """Midnight UTC of `day` as epoch seconds: the exclusive upper bound of "before day"."""
+    return datetime.combine(day, time(), tzinfo=UTC).timestamp()
+
+
+def before(ts: Column, day_col: Column, as_of: date) -> Column:
+    """Strictly before midnight UTC of `as_of`: what a run on `as_of` may see (the date test
+    prunes partitions)."""
+    return (day_col < F.lit(as_of)) & (ts.cast("double") < F.lit(epoch_seconds(as_of)))
+
+
+def in_window(ts: Column, day_col: Column, as_of: date, lookback_days: int | None) -> Column:
+    """`before` as_of and at most `lookback_days` old, when given."""
+    start = start_of(as_of, lookback_days)
+    if start is None:
+        return before(ts, day_col, as_of)
+    return (
+        before(ts, day_col, as_of)
+        & (day_col >= F.lit(start))
+        & (ts.cast("double") >= F.lit(epoch_seconds(start)))
+    )
+
+
 @dataclass(frozen=True)
 class LeftOut:
     """What a window left out of the rows before the run date."""
@@ -58,8 +81,7 @@ def left_out(before_run: DataFrame, ts_col: str, start: date | None) -> LeftOut:
     customers left with none: one grouped aggregate, skipped when the window is unbounded."""
     if start is None:
         return NOTHING_LEFT_OUT
-    midnight = datetime.combine(start, time(), tzinfo=UTC).timestamp()  # as in_window
-    old = (F.col(ts_col).cast("double") < F.lit(midnight)).cast("long")
+    old = (F.col(ts_col).cast("double") < F.lit(epoch_seconds(start))).cast("long")
     per_customer = before_run.groupBy("customer_id").agg(
         F.count(F.lit(1)).alias("n"), F.sum(old).alias("old")
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pyspark.ml.clustering import LDA
 from pyspark.ml.feature import CountVectorizer
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
@@ -84,26 +84,30 @@ def interest_tags(docs: DataFrame, params: LdaConfig) -> Topics:
     # k rows of a few term indices: bounded by config, safe to collect.
     described = lda.describeTopics(params.terms_per_topic).orderBy("topic").collect()
     names = topic_names([[vocab[i] for i in row["termIndices"]] for row in described])
-    weights = vector_to_array(F.col("topicDistribution"))
-    ranked = F.sort_array(
-        F.filter(
-            F.transform(
-                weights,
-                lambda w, i: F.struct(
-                    w.alias("weight"), F.element_at(F.array(*map(F.lit, names)), i + 1).alias("tag")
-                ),
-            ),
-            lambda s: s["weight"] >= params.min_topic_weight,
-        ),
-        asc=False,
-    )
     tags = lda.transform(counted).select(
         "customer_id",
-        F.transform(F.slice(ranked, 1, params.tags_per_customer), lambda s: s["tag"]).alias(
-            "interest_tags"
-        ),
+        ranked_tags(
+            vector_to_array(F.col("topicDistribution")),
+            names,
+            params.min_topic_weight,
+            params.tags_per_customer,
+        ).alias("interest_tags"),
     )
     return Topics(names, tags, n_docs)
+
+
+def ranked_tags(weights: Column, names: list[str], min_weight: float, count: int) -> Column:
+    """The names of the `count` heaviest topics of `weights` (one per topic, in `names`'
+    order) that weigh at least `min_weight`; equal weights rank by name, so a tie cannot
+    depend on how the rows were partitioned."""
+    weighted = F.transform(
+        weights,
+        lambda w, i: F.struct(
+            (-w).alias("key"), F.element_at(F.array(*map(F.lit, names)), i + 1).alias("tag")
+        ),
+    )
+    heavy = F.filter(weighted, lambda s: -s["key"] >= min_weight)
+    return F.transform(F.slice(F.sort_array(heavy), 1, count), lambda s: s["tag"])
 
 
 def _skipped(why: str, n_docs: int) -> Topics:

@@ -6,10 +6,12 @@ A rerun for the same as_of_date replaces that snapshot's partition and nothing e
 from __future__ import annotations
 
 import logging
+from datetime import date
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from precision_marketing import definitions
 from precision_marketing.features import categories as feature_categories
 from precision_marketing.features import interests, transforms
 from precision_marketing.io import tables
@@ -24,7 +26,13 @@ TABLE = "user_features"
 
 def run(ctx: JobContext) -> None:
     require(ctx, "features")
-    spark, config, as_of = ctx.spark, ctx.config, ctx.run_date
+    build_snapshot(ctx, ctx.run_date)
+
+
+def build_snapshot(ctx: JobContext, as_of: date) -> None:
+    """Writes the gold/user_features snapshot of `as_of` from silver, replacing that partition
+    only: the run date's, or a past one another stage needs (propensity's training dates)."""
+    spark, config = ctx.spark, ctx.config
     params = config.features
 
     def silver(name: str) -> DataFrame:
@@ -54,10 +62,17 @@ def run(ctx: JobContext) -> None:
             s.rows(documents=topics.documents, topics=len(topics.names))
         with step(log, "features aggregate") as s:
             orders = transforms.order_features(lines, items, as_of, params.windows_days, categories)
-            active = behaviour.select("customer_id").unionByName(orders.select("customer_id"))
+            active = definitions.active_customers(raw_events, lines, as_of)
+            history = silver("customer_history")
+            if "birth_year" not in history.columns:
+                log.warning(
+                    "features: silver/customer_history has no birth_year (written before silver "
+                    "kept it): age_band is the band stored on silver's run date, not on %s",
+                    as_of,
+                )
             unscored = keep(
                 transforms.assemble(
-                    transforms.customer_base(silver("customer_history"), active, as_of),
+                    transforms.customer_base(history, active, as_of),
                     behaviour.drop(transforms.TOUCHED_TERMS),
                     orders,
                     topics.tags,

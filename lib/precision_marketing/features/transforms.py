@@ -13,8 +13,10 @@ from datetime import date
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from precision_marketing import definitions, windows
+from precision_marketing.definitions import signed_up, unlisted
 from precision_marketing.features.rfm import with_rfm
-from precision_marketing.silver.transforms import latest_per_key
+from precision_marketing.silver.transforms import age_band_from_year, latest_per_key
 
 EMAIL_OPEN = "email_open"
 
@@ -52,34 +54,24 @@ def safe_name(value: str) -> str:
     return "_".join("".join(c if c.isalnum() else " " for c in value.lower()).split())
 
 
-def signed_up(as_of: date) -> Column:
-    """A CRM customer exists from signup on (an unknown signup: always)."""
-    return F.col("signup_date").isNull() | (F.col("signup_date") < F.lit(as_of))
-
-
-def signed_up_before(customers: DataFrame, as_of: date) -> DataFrame:
-    """customer_id of the CRM's customers (current state) who existed before `as_of`."""
-    return customers.where(signed_up(as_of)).select("customer_id").distinct()
-
-
-def unlisted(crm: DataFrame, active: DataFrame) -> DataFrame:
-    """customer_id of the active customers (`active`: customer_id) the CRM never listed: without
-    a CRM, every one of them."""
-    return (
-        active.select("customer_id")
-        .distinct()
-        .join(crm.select("customer_id"), "customer_id", "left_anti")
-    )
-
-
 def customers_as_of(history: DataFrame, as_of: date) -> DataFrame:
-    """The CRM state each customer had just before `as_of`; not-yet-signed-up ones are dropped."""
+    """The CRM state each customer had just before `as_of`; not-yet-signed-up ones are dropped.
+
+    The age band is the one on `as_of`, from the birth year silver keeps: the band silver
+    stored is the one on the day silver ran, which for a past snapshot is a later age. A
+    history without birth years (written before silver kept them) keeps that stored band.
+    """
     known = history.where(F.col("updated_at") < as_of_ts(as_of))
     latest = latest_per_key(known, ["customer_id"], [F.col("updated_at").desc()])
     current = latest.where(signed_up(as_of))
+    band = (
+        age_band_from_year(F.col("birth_year"), as_of)
+        if "birth_year" in history.columns
+        else F.col("age_band")
+    )
     return current.select(
         "customer_id",
-        "age_band",
+        band.alias("age_band"),
         "gender",
         "region",
         "signup_date",
@@ -120,10 +112,9 @@ EVENT_COLUMNS = (
 
 def events_before(events: DataFrame, as_of: date) -> DataFrame:
     """The events features read, cut at as_of."""
-    # event_date first: it is the partition column, so old partitions are pruned.
-    return events.where(
-        (F.col("event_date") < F.lit(as_of)) & (F.col("event_ts") < as_of_ts(as_of))
-    ).select(*EVENT_COLUMNS)
+    return events.where(windows.before(F.col("event_ts"), F.col("event_date"), as_of)).select(
+        *EVENT_COLUMNS
+    )
 
 
 def device_owners(events: DataFrame) -> DataFrame:
@@ -248,28 +239,26 @@ def order_features(
 ) -> DataFrame:
     """Per-customer order counts, spend per window, AOV, discount and refund behaviour.
 
-    Spend is what the customer had paid as known at as_of: cancelled lines count nothing, and a
-    refund counts only if it happened before as_of (silver nets refunds whenever they arrive).
+    Spend is what the customer had paid as known at as_of (`definitions.net_amount` known at
+    as_of midnight): cancelled lines count nothing, and a refund counts only if it happened
+    before as_of (silver nets refunds whenever they arrive). Orders are orders placed
+    (`definitions.placed`): a returned order was placed, with its spend netted to zero, which
+    refund_rate describes. Money is summed in exact cents, so the rounded figures are the same
+    however Spark partitions and orders the rows.
     """
     cut = as_of_ts(as_of)
     before = lines.where((F.col("order_ts") < cut) & F.col("customer_id").isNotNull())
     with_cat = before.join(F.broadcast(items.select("item_id", "category")), "item_id", "left")
-    active = F.col("status") != "cancelled"
-    refunded_qty = F.when(
-        active & (F.col("refunded_at") < cut), F.col("refunded_quantity")
-    ).otherwise(F.lit(0))
-    amount = F.when(
-        active, F.col("gross_amount") * (F.col("quantity") - refunded_qty) / F.col("quantity")
-    ).otherwise(F.lit(0.0))
+    active = definitions.placed()
     line_level = with_cat.select(
         "customer_id",
         "order_id",
         "order_ts",
         "category",
         active.alias("active"),
-        amount.alias("amount"),
+        definitions.net_amount(cut).alias("amount"),
         F.when(active, F.col("quantity")).otherwise(F.lit(0)).alias("units"),
-        refunded_qty.alias("refunded_units"),
+        definitions.refunded_quantity(cut).alias("refunded_units"),
         (active & (F.col("discount") > 0)).alias("discounted"),
     )
     orders = line_level.groupBy("customer_id", "order_id").agg(
@@ -293,7 +282,7 @@ def order_features(
         inside = order_date >= F.date_sub(F.lit(as_of), w)
         window_aggs += [
             _count_if(inside).alias(f"orders_{w}d"),
-            F.sum(F.when(inside, F.col("amount")).otherwise(F.lit(0.0))).alias(f"spend_{w}d"),
+            F.sum(F.when(inside, F.col("amount")).otherwise(F.lit(0))).alias(f"spend_{w}d"),
         ]
     agg = placed.groupBy("customer_id").agg(
         F.max("order_ts").alias("_last_order_ts"),
@@ -307,23 +296,24 @@ def order_features(
         _count_if(F.col("discounted")).alias("_discounted_orders"),
         *(F.sum(f"_spend_{safe_name(c)}").alias(f"_spend_{safe_name(c)}") for c in categories),
     )
-    spend = F.col("spend_lifetime")
+    spend = F.col("spend_lifetime")  # exact cents
     return agg.select(
         "customer_id",
         _days_since(as_of, F.col("_last_order_ts")).alias("days_since_last_order"),
         _days_since(as_of, F.col("_first_order_ts")).alias("days_since_first_order"),
         *(F.col(f"orders_{w}d") for w in windows),
         "orders_lifetime",
-        *(F.round(f"spend_{w}d", 2).alias(f"spend_{w}d") for w in windows),
-        F.round(spend, 2).alias("spend_lifetime"),
-        F.round(spend / F.col("orders_lifetime"), 2).alias("avg_order_value"),
+        *(F.col(f"spend_{w}d").cast("double").alias(f"spend_{w}d") for w in windows),
+        spend.cast("double").alias("spend_lifetime"),
+        F.round(spend / F.col("orders_lifetime"), 2).cast("double").alias("avg_order_value"),
         (F.col("_lines") / F.col("orders_lifetime")).alias("lines_per_order"),
         (F.col("_discounted_orders") / F.col("orders_lifetime")).alias("discount_order_share"),
         _ratio(F.col("_refunded_units"), F.col("_units")).alias("refund_rate"),
         *(
-            _ratio(F.coalesce(F.col(f"_spend_{safe_name(c)}"), F.lit(0.0)), spend).alias(
-                f"spend_share_{safe_name(c)}"
-            )
+            _ratio(
+                F.coalesce(F.col(f"_spend_{safe_name(c)}"), F.lit(0)).cast("double"),
+                spend.cast("double"),
+            ).alias(f"spend_share_{safe_name(c)}")
             for c in categories
         ),
     )
@@ -348,7 +338,7 @@ def activity_terms(
     store = lines.where(
         (F.col("order_ts") < as_of_ts(as_of))
         & ~shown_in_events
-        & (F.col("status") != "cancelled")
+        & definitions.placed()
         & F.col("customer_id").isNotNull()
     )
     store_terms = store.join(F.broadcast(item_terms(items)), "item_id").select(

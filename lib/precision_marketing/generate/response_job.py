@@ -24,6 +24,7 @@ from typing import Any
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from precision_marketing.config import Config, ConfigError
 from precision_marketing.generate import response
@@ -32,9 +33,10 @@ from precision_marketing.generate.model import GenParams
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.measure import transforms
-from precision_marketing.measure.job import AUDIENCES_SCHEMA, CAMPAIGN_RUNS_SCHEMA
 from precision_marketing.measure.transforms import EXPERIMENT
 from precision_marketing.runtime import JobContext, step
+from precision_marketing.schemas.activation import AUDIENCES_READ as AUDIENCES_SCHEMA
+from precision_marketing.schemas.activation import CAMPAIGN_RUNS_READ as CAMPAIGN_RUNS_SCHEMA
 from precision_marketing.spark import observing_session
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,7 @@ def run(ctx: JobContext) -> None:
     p = generation_params(spark, config)
     effects_path = tables.ground_truth(config, EFFECTS)
 
-    def activation(name: str, schema: str) -> DataFrame:
+    def activation(name: str, schema: str | StructType) -> DataFrame:
         return tables.read_or_empty(
             spark, tables.table_path(config, Layer.ACTIVATION, name), schema
         )

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
 from precision_marketing.config import Config
 from precision_marketing.contracts import SOURCES, Source
@@ -24,20 +23,10 @@ from precision_marketing.ingest.read import raw_schema, read_source, with_ingest
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.runtime import JobContext, step
+from precision_marketing.schemas.ops import INGEST_LEDGER as LEDGER_SCHEMA
 
 log = logging.getLogger(__name__)
 
-LEDGER_SCHEMA = StructType(
-    [
-        StructField("source", StringType(), False),
-        StructField("batch_no", LongType(), False),
-        StructField("file_path", StringType(), False),
-        StructField("file_size", LongType(), False),
-        StructField("file_modified_at", TimestampType(), False),
-        StructField("run_id", StringType(), False),
-        StructField("planned_at", TimestampType(), False),
-    ]
-)
 BATCH_METADATA_PREFIX = "ingest-batch:"
 
 

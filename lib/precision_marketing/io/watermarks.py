@@ -11,21 +11,11 @@ from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
 from precision_marketing.config import Config
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
-
-SCHEMA = StructType(
-    [
-        StructField("stage", StringType(), False),
-        StructField("table", StringType(), False),
-        StructField("batch_no", LongType(), False),
-        StructField("run_id", StringType(), False),
-        StructField("updated_at", TimestampType(), False),
-    ]
-)
+from precision_marketing.schemas.ops import WATERMARKS as SCHEMA
 
 
 def path(config: Config) -> str:

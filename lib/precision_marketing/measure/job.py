@@ -13,34 +13,33 @@ import logging
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.measure import transforms
 from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, step
+from precision_marketing.schemas import activation, silver
+from precision_marketing.schemas.project import project
 
 log = logging.getLogger(__name__)
 
 RESULTS = "campaign_results"
 
 # Only the columns measure reads; used as the empty frame before publish has run.
-CAMPAIGN_RUNS_SCHEMA = (
-    "campaign_id string, run_id string, run_date date, channel string, start_date date, "
-    "end_date date, cost_per_contact double"
+CAMPAIGN_RUNS_SCHEMA = activation.CAMPAIGN_RUNS_READ
+AUDIENCES_SCHEMA = activation.AUDIENCES_READ
+ORDER_LINES_SCHEMA = project(
+    silver.ORDER_LINES, "customer_id", "order_date", "net_quantity", "net_amount"
 )
-AUDIENCES_SCHEMA = (
-    "campaign_id string, run_id string, customer_id string, group string, "
-    "segment_name string, propensity_decile int"
-)
-ORDER_LINES_SCHEMA = "customer_id string, order_date date, net_quantity int, net_amount double"
 
 
 def run(ctx: JobContext) -> None:
     require(ctx, "measure")
     spark, config, cfg = ctx.spark, ctx.config, ctx.config.measure
 
-    def table(layer: Layer, name: str, schema: str) -> DataFrame:
+    def table(layer: Layer, name: str, schema: str | StructType) -> DataFrame:
         return tables.read_or_empty(spark, tables.table_path(config, layer, name), schema)
 
     campaign_runs = table(Layer.ACTIVATION, "campaign_runs", CAMPAIGN_RUNS_SCHEMA)

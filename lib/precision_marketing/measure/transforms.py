@@ -12,7 +12,9 @@ from datetime import date, timedelta
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from precision_marketing import definitions
 from precision_marketing.measure import stats
+from precision_marketing.schemas.gold import CAMPAIGN_RESULTS_COLUMNS as RESULT_COLUMNS
 
 TREATMENT = "treatment"
 CONTROL = "control"
@@ -86,21 +88,22 @@ def sends(runs: DataFrame) -> DataFrame:
 
 
 def member_outcomes(members: DataFrame, order_lines: DataFrame) -> DataFrame:
-    """One row per member: converted (1 with a net purchase in the campaign window, else 0) and
-    revenue (the net amount bought in the window, refunds and cancellations netted)."""
+    """One row per member: converted (1 with a purchase, `definitions.net_purchase`, in the
+    campaign window, else 0) and revenue (the net amount bought in the window, refunds and
+    cancellations netted, summed in exact cents)."""
     lines = order_lines.select(
         F.col("customer_id").alias("_customer_id"),
         F.col("order_date").alias("_order_date"),
-        F.col("net_quantity").alias("_net_quantity"),
-        F.col("net_amount").alias("_net_amount"),
+        definitions.net_purchase().alias("_purchase"),
+        definitions.net_amount().alias("_net_amount"),
     )
     in_window = (F.col("customer_id") == F.col("_customer_id")) & F.col("_order_date").between(
         F.col("start_date"), F.col("end_date")
     )
     joined = members.join(lines, in_window, "left")
     return joined.groupBy(*members.columns).agg(
-        F.coalesce(F.max(F.when(F.col("_net_quantity") > 0, 1)), F.lit(0)).alias("converted"),
-        F.coalesce(F.sum("_net_amount"), F.lit(0.0)).alias("revenue"),
+        F.coalesce(F.max(F.when(F.col("_purchase"), 1)), F.lit(0)).alias("converted"),
+        F.coalesce(F.sum("_net_amount"), F.lit(0)).cast("double").alias("revenue"),
     )
 
 
@@ -143,50 +146,6 @@ def group_sums(outcomes: DataFrame) -> DataFrame:
         F.sum("contact_cost").alias("campaign_cost"),
     ]
     return rows.groupBy(*EXPERIMENT, "breakdown", "breakdown_value").agg(*sums)
-
-
-RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("as_of_date", "date"),
-    ("campaign_id", "string"),
-    ("channel", "string"),
-    ("start_date", "date"),
-    ("end_date", "date"),
-    ("publish_runs", "long"),
-    ("breakdown", "string"),
-    ("breakdown_value", "string"),
-    ("treatment_customers", "long"),
-    ("control_customers", "long"),
-    ("treatment_conversions", "long"),
-    ("control_conversions", "long"),
-    ("treatment_conversion_rate", "double"),
-    ("control_conversion_rate", "double"),
-    ("treatment_revenue", "double"),
-    ("control_revenue", "double"),
-    ("treatment_revenue_per_customer", "double"),
-    ("control_revenue_per_customer", "double"),
-    ("conversion_uplift", "double"),
-    ("conversion_uplift_ci_low", "double"),
-    ("conversion_uplift_ci_high", "double"),
-    ("conversion_z", "double"),
-    ("conversion_p_value", "double"),
-    ("relative_uplift", "double"),
-    ("relative_uplift_ci_low", "double"),
-    ("relative_uplift_ci_high", "double"),
-    ("revenue_uplift_per_customer", "double"),
-    ("revenue_uplift_ci_low", "double"),
-    ("revenue_uplift_ci_high", "double"),
-    ("revenue_t", "double"),
-    ("revenue_df", "double"),
-    ("revenue_p_value", "double"),
-    ("incremental_conversions", "double"),
-    ("incremental_revenue", "double"),
-    ("treatment_contacts", "long"),
-    ("cost_per_contact", "double"),
-    ("campaign_cost", "double"),
-    ("gross_margin", "double"),
-    ("roi", "double"),
-    ("measure_run_id", "string"),
-)
 
 
 def results(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -23,9 +23,9 @@ from pyspark.sql import functions as F
 
 from precision_marketing import models, reports, windows
 from precision_marketing.config import Config, ConfigError, PropensityConfig
+from precision_marketing.definitions import signed_up_before
 from precision_marketing.features import availability
 from precision_marketing.features import job as features_job
-from precision_marketing.features.transforms import signed_up_before
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.propensity import evaluate, model, report, transforms
@@ -39,6 +39,7 @@ from precision_marketing.propensity.transforms import (
 )
 from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, Persisted, step
+from precision_marketing.schemas.ops import PROPENSITY_METRICS as METRICS_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +60,6 @@ SPEND = "spend"
 SPEND_BASELINE = "spend_last_period"
 RECENCY_SCORE = "recency_score"
 PROBABILITY = "probability"
-
-OUTPUT_SCHEMA = (
-    "customer_id string, as_of_date date, probability double, decile int, "
-    "predicted_spend double, expected_value double, churn_risk double, model_version string"
-)
-METRICS_SCHEMA = (
-    "as_of_date date, model_version string, validation_as_of_date date, model string, "
-    "metric string, decile int, value double"
-)
 
 
 def model_version(cfg: PropensityConfig, as_of: date) -> str:
@@ -96,7 +88,7 @@ def ensure_snapshots(ctx: JobContext, dates: list[date]) -> list[date]:
         )
     for day in missing:
         log.info("propensity: building the user_features snapshot for %s", day)
-        features_job.run(replace(ctx, run_date=day))
+        features_job.build_snapshot(ctx, day)
     return missing
 
 

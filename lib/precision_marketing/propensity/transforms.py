@@ -1,8 +1,8 @@
 """Point-in-time training sets: features at an as_of date, outcomes in [as_of, as_of + H).
 
 Features come from a gold/user_features snapshot, which only saw data strictly before as_of.
-Outcomes come from silver order lines on or after as_of: a line counts as a purchase exactly
-when recommend counts it (kept lines: not cancelled, not fully refunded). So the label window
+Outcomes come from silver order lines on or after as_of: a line counts as a purchase by
+`definitions.net_purchase`, as everywhere (not cancelled, not fully refunded). So the label window
 starts where the features' view of the world ends, and nothing after as_of reaches a feature.
 """
 
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from precision_marketing import definitions
 from precision_marketing.config import ConfigError, PropensityConfig
+from precision_marketing.definitions import recently_active
 from precision_marketing.features.transforms import order_features
 from precision_marketing.recommend.interactions import bought_lines
 
@@ -56,11 +58,12 @@ def snapshot_dates(run_date: date, cfg: PropensityConfig) -> tuple[list[date], d
 
 
 def window_outcomes(order_lines: DataFrame, start: date, days: int) -> DataFrame:
-    """(customer_id, orders, spend) of purchases in [start, start + days), kept lines only."""
+    """(customer_id, orders, spend) of purchases (`definitions.net_purchase`) in
+    [start, start + days), spend summed in exact cents."""
     lines = bought_lines(order_lines, start + timedelta(days=days), days)
     return lines.groupBy("customer_id").agg(
         F.count_distinct("order_id").alias("orders"),
-        F.round(F.sum("net_amount"), 2).alias("spend"),
+        F.sum(definitions.net_amount()).cast("double").alias("spend"),
     )
 
 
@@ -79,13 +82,6 @@ def with_history_days(snapshot: DataFrame) -> DataFrame:
         )
     )
     return snapshot.crossJoin(F.broadcast(reach))
-
-
-def recently_active(days: int) -> Column:
-    """An order or a visit in the last `days` days before as_of (user_features columns)."""
-    order = F.coalesce(F.col("days_since_last_order") <= days, F.lit(False))
-    visit = F.coalesce(F.col("days_since_last_visit") <= days, F.lit(False))
-    return order | visit
 
 
 def labelled(

@@ -17,10 +17,6 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    DateType,
-    DoubleType,
-    IntegerType,
-    LongType,
     StringType,
     StructField,
     StructType,
@@ -51,6 +47,7 @@ from precision_marketing.publish.manifest import (
 )
 from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, step
+from precision_marketing.schemas.activation import CAMPAIGN_RUNS as CAMPAIGN_RUNS_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -63,24 +60,6 @@ SUPPRESSION_CSV = StructType(
         StructField("customer_id", StringType(), True),
         StructField("channel", StringType(), True),
         StructField("reason", StringType(), True),
-    ]
-)
-CAMPAIGN_RUNS_SCHEMA = StructType(
-    [
-        StructField("campaign_id", StringType(), False),
-        StructField("run_id", StringType(), False),
-        StructField("run_date", DateType(), False),
-        StructField("channel", StringType(), False),
-        StructField("start_date", DateType(), False),
-        StructField("end_date", DateType(), False),
-        StructField("cost_per_contact", DoubleType(), False),
-        StructField("holdout_share", DoubleType(), False),
-        StructField("budget", DoubleType(), True),
-        StructField("max_audience_size", IntegerType(), True),
-        StructField("treatment_size", LongType(), False),
-        StructField("control_size", LongType(), False),
-        StructField("excluded_size", LongType(), False),
-        StructField("manifest_path", StringType(), False),
     ]
 )
 

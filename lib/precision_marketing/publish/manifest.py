@@ -20,11 +20,6 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    DateType,
-    DoubleType,
-    IntegerType,
-    StringType,
-    StructField,
     StructType,
 )
 
@@ -33,51 +28,12 @@ from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.publish import audience, policy
 from precision_marketing.publish.campaigns import Campaign
+from precision_marketing.schemas.activation import CONTACT_HISTORY as CONTACT_HISTORY_SCHEMA
+from precision_marketing.schemas.activation import SUPPRESSION as SUPPRESSION_SCHEMA
+from precision_marketing.schemas.gold import PROPENSITY_READ, RECOMMENDATIONS_READ, SEGMENTS_READ
 
 CONTACT_HISTORY = "contact_history"
 SUPPRESSION = "suppression"
-
-CONTACT_HISTORY_SCHEMA = StructType(
-    [
-        StructField("customer_id", StringType(), False),
-        StructField("campaign_id", StringType(), False),
-        StructField("channel", StringType(), False),
-        StructField("contact_date", DateType(), False),
-        StructField("run_id", StringType(), False),
-    ]
-)
-SUPPRESSION_SCHEMA = StructType(
-    [
-        StructField("customer_id", StringType(), False),
-        StructField("channel", StringType(), True),  # null: every channel
-        StructField("reason", StringType(), True),
-        StructField("source_file", StringType(), True),
-    ]
-)
-
-
-# What audience.customer_base reads of the optional gold tables, when one has no snapshot.
-SEGMENTS_READ = StructType(
-    [
-        StructField("customer_id", StringType(), False),
-        StructField("segment_id", IntegerType(), False),
-        StructField("segment_name", StringType(), False),
-    ]
-)
-RECOMMENDATIONS_READ = StructType(
-    [
-        StructField("customer_id", StringType(), False),
-        StructField("item_id", StringType(), False),
-        StructField("rank", IntegerType(), False),
-    ]
-)
-PROPENSITY_READ = StructType(
-    [
-        StructField("customer_id", StringType(), False),
-        StructField("decile", IntegerType(), False),
-        StructField("expected_value", DoubleType(), True),
-    ]
-)
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date
 from typing import Literal
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from precision_marketing import windows
+from precision_marketing import definitions
+from precision_marketing.windows import epoch_seconds, in_window  # the window rule
 
 PURCHASE = "purchase"
-# Lines that still count as bought: refunded and cancelled ones are not a preference.
-KEPT_STATUSES = ("completed", "partially_refunded")
 SECONDS_PER_DAY = 86_400.0
 
 
@@ -30,21 +29,6 @@ class InteractionParams:
     half_life_days: float
     max_confidence: float
     lookback_days: int | None  # None: all history before the run date
-
-
-def epoch_seconds(day: date) -> float:
-    """Midnight UTC of `day` as epoch seconds: the exclusive upper bound of "before day"."""
-    return datetime.combine(day, time(), tzinfo=UTC).timestamp()
-
-
-def in_window(ts: Column, day_col: Column, as_of: date, lookback_days: int | None) -> Column:
-    """Strictly before `as_of` and at most `lookback_days` old, when given (the date test
-    prunes partitions)."""
-    before = (day_col < F.lit(as_of)) & (ts.cast("double") < F.lit(epoch_seconds(as_of)))
-    start = windows.start_of(as_of, lookback_days)
-    if start is None:
-        return before
-    return before & (day_col >= F.lit(start)) & (ts.cast("double") >= F.lit(epoch_seconds(start)))
 
 
 def decay(ts: Column, as_of: date, half_life_days: float) -> Column:
@@ -85,12 +69,9 @@ def weighted_purchases(order_lines: DataFrame, p: InteractionParams, as_of: date
 
 
 def bought_lines(order_lines: DataFrame, as_of: date, lookback_days: int | None) -> DataFrame:
-    """Lines of known customers that were not refunded or cancelled, in the window."""
-    return order_lines.where(
-        F.col("customer_id").isNotNull()
-        & F.col("item_id").isNotNull()
-        & F.col("status").isin(list(KEPT_STATUSES))
-        & (F.col("net_quantity") > 0)
+    """Purchases (`definitions.purchases`: bought and kept) of an item, in the window."""
+    return definitions.purchases(order_lines).where(
+        F.col("item_id").isNotNull()
         & in_window(F.col("order_ts"), F.col("order_date"), as_of, lookback_days)
     )
 

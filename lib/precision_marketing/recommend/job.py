@@ -21,9 +21,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
-from precision_marketing import models, windows
+from precision_marketing import definitions, models, windows
 from precision_marketing.config import Config, RecommendConfig
-from precision_marketing.features.transforms import signed_up_before, unlisted
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.recommend import (
@@ -43,13 +42,13 @@ from precision_marketing.recommend.evaluate import Metric
 from precision_marketing.recommend.interactions import (
     InteractionParams,
     bought_lines,
-    epoch_seconds,
     excluded_pairs,
     interactions,
     signals,
 )
 from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, step
+from precision_marketing.schemas.ops import RECOMMEND_METRICS as METRICS_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +373,7 @@ def time_split(r: Run, keep: Callable[[DataFrame], DataFrame]) -> Split:
     train = keep(r.interactions(cutoff))
     future = r.interactions(r.ctx.run_date, r.cfg.validation_days)
     at_cutoff = r.excluded.where(
-        F.col("since").cast("double") < F.lit(epoch_seconds(cutoff))
+        F.col("since").cast("double") < F.lit(windows.epoch_seconds(cutoff))
     ).where(F.col("customer_idx").isNotNull())
     truth = keep(evaluate.validation_truth(train, future, at_cutoff))
     judged = truth.select("customer_idx").join(
@@ -604,13 +603,10 @@ def write_recommendations(r: Run, model: ALSModel, weights: blend.Weights | None
     spark, cfg, as_of = r.ctx.spark, r.cfg, r.ctx.run_date
     with step(log, "recommend recommendations") as s:
         depth = candidate_depth(r, cfg.top_n)
-        # The CRM's customers, and those with a product signal it never listed (no CRM: all).
-        everything = replace(interaction_params(r.ctx.config), lookback_days=None)
-        active = signals(r.inputs.events, r.inputs.order_lines, everything, as_of)
-        customers = (
-            signed_up_before(r.inputs.customers, as_of)
-            .unionByName(unlisted(r.inputs.customers, active))
-            .join(r.customer_ids, "customer_id", "left")
+        # The CRM's customers, and the active ones it never listed (no CRM: all).
+        active = definitions.active_customers(r.inputs.events, r.inputs.order_lines, as_of)
+        customers = definitions.customers_at(r.inputs.customers, active, as_of).join(
+            r.customer_ids, "customer_id", "left"
         )
         known = customers.where(F.col("customer_idx").isNotNull()).select("customer_idx")
         recs = top_k(r, model, known, depth).select(
@@ -735,12 +731,6 @@ def write_rules(r: Run) -> None:
         finally:
             baskets.unpersist()
         s.rows(rules=tables.last_commit(spark, path).rows("numOutputRows"))
-
-
-METRICS_SCHEMA = (
-    "as_of_date date, model_version string, model string, rank int, reg_param double, "
-    "alpha double, chosen boolean, k int, metric string, value double"
-)
 
 
 def write_metrics(

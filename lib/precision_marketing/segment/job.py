@@ -16,17 +16,6 @@ from typing import Any
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    ArrayType,
-    DateType,
-    DoubleType,
-    IntegerType,
-    LongType,
-    MapType,
-    StringType,
-    StructField,
-    StructType,
-)
 
 from precision_marketing import models, reports
 from precision_marketing.config import Config, SegmentConfig
@@ -35,6 +24,7 @@ from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, Persisted, step
+from precision_marketing.schemas.gold import SEGMENT_PROFILES as PROFILE_SCHEMA
 from precision_marketing.segment import model, naming, profiles, report
 
 log = logging.getLogger(__name__)
@@ -43,33 +33,6 @@ FEATURES = "user_features"
 SEGMENTS = "segments"
 PROFILES = "segment_profiles"
 MIGRATIONS = "segment_migrations"
-
-PROFILE_SCHEMA = StructType(
-    [
-        StructField("as_of_date", DateType(), False),
-        StructField("model_version", StringType(), False),
-        StructField("segment_id", IntegerType(), False),
-        StructField("segment_name", StringType(), False),
-        StructField("description", StringType(), False),
-        StructField("size", LongType(), False),
-        StructField("share", DoubleType(), False),
-        StructField("feature_means", MapType(StringType(), DoubleType(), True), False),
-        StructField("feature_medians", MapType(StringType(), DoubleType(), True), False),
-        StructField(
-            "distinguishing_features",
-            ArrayType(
-                StructType(
-                    [
-                        StructField("feature", StringType(), False),
-                        StructField("z", DoubleType(), False),
-                    ]
-                ),
-                False,
-            ),
-            False,
-        ),
-    ]
-)
 
 
 def model_version(params: SegmentConfig, as_of: date) -> str:

@@ -20,6 +20,8 @@ from precision_marketing.ingest.read import bronze_schema
 from precision_marketing.io import tables, watermarks
 from precision_marketing.io.tables import Layer
 from precision_marketing.runtime import JobContext, kill_point, step
+from precision_marketing.schemas import silver as silver_schemas
+from precision_marketing.schemas.project import conform
 from precision_marketing.silver import transforms
 
 log = logging.getLogger(__name__)
@@ -100,12 +102,12 @@ def run(ctx: JobContext) -> None:
 
 def create_if_absent(ctx: JobContext, table: SilverTable) -> None:
     """A source that never had rows still gets its silver table, empty, so every later stage
-    finds it. The schema is the one data gives: the table's own build run on no rows."""
+    finds it, with the layer's declared schema (schemas.silver)."""
     path = tables.table_path(ctx.config, Layer.SILVER, table.name)
     if tables.is_delta(ctx.spark, path):
         return
     empty = ctx.spark.createDataFrame([], bronze_schema(SOURCES[table.source]))
-    rows = table.build(ctx, empty, lambda: empty)
+    rows = conform(table.build(ctx, empty, lambda: empty), silver_schemas.TABLES[table.name])
     tables.append(rows, path, table.partition_by)
     log.warning("silver %s: its source %s has no rows yet: created empty", table.name, table.source)
 
@@ -131,7 +133,9 @@ def build_silver_table(ctx: JobContext, table: SilverTable) -> None:
                 good = good.join(bad, "_record_id", "left_anti")
             return good
 
-        rows = table.build(ctx, validated(done), validated)
+        rows = conform(
+            table.build(ctx, validated(done), validated), silver_schemas.TABLES[table.name]
+        )
         commit = tables.upsert(
             spark,
             rows,

@@ -1,7 +1,7 @@
 """Validated bronze rows -> silver rows: typed, deduplicated, current-state, netted, pseudonymized.
 
 Raw PII stops here: emails and phones become salted SHA-256 pseudonyms of their normalized form,
-birth dates become age bands, names and city are dropped.
+birth dates become a birth year and the age band at the run date, names and city are dropped.
 """
 
 from __future__ import annotations
@@ -29,11 +29,24 @@ def normalize_phone(phone: Column) -> Column:
 
 
 def age_band(birth_date: Column, as_of: date) -> Column:
+    """The band of the age reached on `as_of` by someone born on `birth_date`."""
     years = F.floor(F.months_between(F.lit(as_of), birth_date) / 12)
     band = F.when(birth_date.isNull(), F.lit(None).cast("string"))
     for upper, label in AGE_BANDS:
         band = band.when(years < upper, F.lit(label))
     return band.otherwise(F.lit("65+"))
+
+
+def birth_year(birth_date: Column) -> Column:
+    """The year of a birth date: the most of it silver keeps (raw birth dates stop at bronze),
+    and enough to tell the age band at any later date (`age_band_from_year`)."""
+    return F.year(birth_date)
+
+
+def age_band_from_year(year: Column, as_of: date) -> Column:
+    """The age band on `as_of` of someone born in `year`, taking the birthday as 1 July: the
+    age is then off by at most half a year either way, not always by up to a year one way."""
+    return age_band(F.make_date(year, F.lit(7), F.lit(1)), as_of)
 
 
 def latest_per_key(df: DataFrame, keys: list[str], order: list[Column]) -> DataFrame:
@@ -74,15 +87,18 @@ def silver_customers(typed: DataFrame, salt: str, as_of: date) -> DataFrame:
 
 
 def silver_customer_history(typed: DataFrame, salt: str, as_of: date) -> DataFrame:
-    """Every CRM version of a customer (one per updated_at), for point-in-time features."""
+    """Every CRM version of a customer (one per updated_at), for point-in-time features, with
+    the birth year, so a snapshot tells the age band at its own as_of, not at this run date."""
     versions = latest_per_key(
         typed, ["customer_id", "updated_ts"], [F.col("_batch_no").desc(), F.col("_record_id")]
     )
-    return customer_attributes(versions, salt, as_of)
+    return customer_attributes(
+        versions, salt, as_of, birth_year(F.col("birth_dt")).alias("birth_year")
+    )
 
 
-def customer_attributes(typed: DataFrame, salt: str, as_of: date) -> DataFrame:
-    """The pseudonymized, coarse view of CRM rows that silver keeps."""
+def customer_attributes(typed: DataFrame, salt: str, as_of: date, *extra: Column) -> DataFrame:
+    """The pseudonymized, coarse view of CRM rows that silver keeps (`extra` columns last)."""
     return typed.select(
         "customer_id",
         pseudonym(normalize_email(F.col("email")), salt).alias("email_hash"),
@@ -96,6 +112,7 @@ def customer_attributes(typed: DataFrame, salt: str, as_of: date) -> DataFrame:
         "consent_sms",
         "consent_push",
         F.col("updated_ts").alias("updated_at"),
+        *extra,
     )
 
 

@@ -22,16 +22,6 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    BooleanType,
-    DateType,
-    DoubleType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
 
 from precision_marketing.config import Config
 from precision_marketing.conform import TYPED
@@ -41,6 +31,7 @@ from precision_marketing.ingest.read import bronze_schema
 from precision_marketing.io import tables, watermarks
 from precision_marketing.io.tables import Layer
 from precision_marketing.runtime import DataQualityError, JobContext, kill_point, step
+from precision_marketing.schemas.ops import VALIDATION_RESULTS as RESULTS_SCHEMA
 from precision_marketing.validate import suites
 from precision_marketing.validate.expectations import Outcome, Validator
 from precision_marketing.validate.suites import Rule, Severity, Suite
@@ -54,28 +45,6 @@ VALIDATION_ORDER = ("catalog", "crm", "transactions", "events")
 
 # One record per validated batch range and rule: the MERGE key of ops/validation_results.
 RESULTS_KEY = ("table", "batch_from", "batch_to", "rule")
-RESULTS_SCHEMA = StructType(
-    [
-        StructField("run_id", StringType(), False),
-        StructField("run_date", DateType(), False),
-        StructField("validated_at", TimestampType(), False),
-        StructField("table", StringType(), False),
-        StructField("batch_from", LongType(), False),
-        StructField("batch_to", LongType(), False),
-        StructField("rule", StringType(), False),
-        StructField("expectation", StringType(), False),
-        StructField("severity", StringType(), False),
-        StructField("success", BooleanType(), False),
-        StructField("element_count", LongType(), True),
-        StructField("unexpected_count", LongType(), True),
-        StructField("unexpected_percent", DoubleType(), True),
-        StructField("observed_value", StringType(), True),
-        StructField("sample", StringType(), True),
-        StructField("rows_broken", LongType(), True),
-        StructField("error", StringType(), True),
-        StructField("table_status", StringType(), False),
-    ]
-)
 
 
 @dataclass(frozen=True)

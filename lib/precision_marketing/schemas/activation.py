@@ -1,0 +1,70 @@
+"""Activation table schemas: what publish writes under <warehouse>/activation/, and the
+columns measure and the response simulator read of them before publish has run."""
+
+from __future__ import annotations
+
+from pyspark.sql.types import (
+    DateType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+from precision_marketing.schemas.project import project
+
+CAMPAIGN_RUNS = StructType(
+    [
+        StructField("campaign_id", StringType(), False),
+        StructField("run_id", StringType(), False),
+        StructField("run_date", DateType(), False),
+        StructField("channel", StringType(), False),
+        StructField("start_date", DateType(), False),
+        StructField("end_date", DateType(), False),
+        StructField("cost_per_contact", DoubleType(), False),
+        StructField("holdout_share", DoubleType(), False),
+        StructField("budget", DoubleType(), True),
+        StructField("max_audience_size", IntegerType(), True),
+        StructField("treatment_size", LongType(), False),
+        StructField("control_size", LongType(), False),
+        StructField("excluded_size", LongType(), False),
+        StructField("manifest_path", StringType(), False),
+    ]
+)
+
+CONTACT_HISTORY = StructType(
+    [
+        StructField("customer_id", StringType(), False),
+        StructField("campaign_id", StringType(), False),
+        StructField("channel", StringType(), False),
+        StructField("contact_date", DateType(), False),
+        StructField("run_id", StringType(), False),
+    ]
+)
+
+SUPPRESSION = StructType(
+    [
+        StructField("customer_id", StringType(), False),
+        StructField("channel", StringType(), True),  # null: every channel
+        StructField("reason", StringType(), True),
+        StructField("source_file", StringType(), True),
+    ]
+)
+
+# What measure and the response simulator read of audiences and campaign runs.
+AUDIENCES_READ = (
+    "campaign_id string, run_id string, customer_id string, group string, "
+    "segment_name string, propensity_decile int"
+)
+CAMPAIGN_RUNS_READ = project(
+    CAMPAIGN_RUNS,
+    "campaign_id",
+    "run_id",
+    "run_date",
+    "channel",
+    "start_date",
+    "end_date",
+    "cost_per_contact",
+)
