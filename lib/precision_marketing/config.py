@@ -486,10 +486,14 @@ def from_dict(cls: type[T], data: Any) -> T:
         # pydantic caches the parametrized class
         document = _Document[cls].model_validate({"value": data})  # type: ignore[valid-type]
     except ValidationError as exc:
-        raise ConfigError(_message(cls, data, exc.errors()[0])) from None
+        # A misspelt key also leaves its right spelling missing: name the misspelling.
+        errors = exc.errors()
+        first = next((e for e in errors if e["type"] in _UNKNOWN), errors[0])
+        raise ConfigError(_message(cls, data, first)) from None
     return typing.cast(T, document.value)
 
 
+_UNKNOWN = ("extra_forbidden", "unexpected_keyword_argument")
 # pydantic error types (their first word) -> what the key expected, in the words of the YAML.
 _EXPECTED = {
     "int": "an integer",
@@ -507,7 +511,7 @@ def _message(cls: type[Any], data: Any, error: Any) -> str:
     keys = _keys(data, error["loc"][1:])
     path = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys).lstrip(".")
     kind = error["type"]
-    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+    if kind in _UNKNOWN:
         parent = path.rpartition(".")[0]
         parent_type = _type_at(cls, keys[:-1])
         allowed = ", ".join(sorted(f.name for f in dataclasses.fields(parent_type)))
