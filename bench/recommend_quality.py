@@ -19,14 +19,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from precision_marketing.config import Config, load_config
+from precision_marketing.generate import truth
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.recommend import baselines, evaluate, serve
-from precision_marketing.recommend.interactions import excluded_pairs, interactions
+from precision_marketing.recommend.interactions import Exclude, excluded_pairs, interactions
 from precision_marketing.recommend.job import (
     CUSTOMER_IDS,
     ITEM_IDS,
@@ -60,51 +61,60 @@ def submit(job: str, run_date: str, sets: list[str], *extra: str) -> float:
     return time.perf_counter() - started
 
 
-def planted_relevance(truth: DataFrame) -> DataFrame:
-    """(customer_id, relevant item ids) from ground_truth/item_preferences: the items of each
-    favoured category's window (item index = category + 8 * j, j in the window mod its size)."""
-    categories = ("electronics", "home", "fashion", "beauty", "sports", "books", "toys", "grocery")
-    cat_no = F.array_position(F.array(*(F.lit(c) for c in categories)), F.col("category")) - 1
-    window = F.sequence(F.lit(0), F.col("item_window") - 1)
-    return (
-        truth.where(F.col("weight") >= MIN_CATEGORY_WEIGHT)
-        .select(
-            "customer_id",
-            cat_no.alias("cat"),
-            "category_items",
-            F.explode(F.transform(window, lambda w: F.col("item_offset") + w)).alias("j"),
-        )
-        .select(
-            "customer_id",
-            F.format_string(
-                "I%06d", (F.col("cat") + (F.col("j") % F.col("category_items")) * 8 + 1).cast("int")
-            ).alias("item_id"),
-        )
+def relevant_sets(pairs: DataFrame) -> DataFrame:
+    """(customer_idx, item_idx) -> (customer_idx, relevant array<double>), as ranking_metrics
+    takes them."""
+    return pairs.groupBy("customer_idx").agg(
+        F.collect_set(F.col("item_idx").cast("double")).alias("relevant")
     )
 
 
+def recently_viewed(inter: DataFrame, excluded: DataFrame) -> DataFrame:
+    """(customer_idx, rank, item_idx): each customer's K most recently touched items that are
+    not excluded (bought ones, as served), newest first: what repeating views alone earns."""
+    newest_first = Window.partitionBy("customer_idx").orderBy(F.desc("last_ts"), "item_idx")
+    return (
+        inter.join(excluded, ["customer_idx", "item_idx"], "left_anti")
+        .withColumn("rank", F.row_number().over(newest_first))
+        .where(F.col("rank") <= K)
+        .select("customer_idx", "rank", "item_idx")
+    )
+
+
+def scores(lists: dict[str, DataFrame], relevant: DataFrame) -> dict[str, float]:
+    out = {}
+    for name, ranked in lists.items():
+        for m in evaluate.ranking_metrics(name, evaluate.ranked_lists(ranked), relevant, [K]):
+            if m.metric in ("precisionAtK", "ndcgAtK"):
+                out[f"{name}.{m.metric}@{K}"] = m.value
+    return out
+
+
 def planted_metrics(spark: SparkSession, config: Config, as_of: date) -> dict[str, Any]:
-    """precision@10 and NDCG@10 of the served model lists (blend, or ALS) and of popularity,
-    for the customers the model serves, against the planted preference windows."""
+    """precision@10 and NDCG@10 against the planted preference windows, for the customers the
+    model serves (blend, or ALS; fallbacks left out), scored two ways.
+
+    First the lists as served, which exclude bought items but not viewed ones. Views are drawn
+    from the same windows, so repeating them scores: the `recently_viewed` baseline says how
+    much. Then `unseen`: every item the customer saw before the run date (any product
+    event or order line) removed from the lists and from the relevant sets alike, so only
+    finding window items the customer has not met yet scores; customers left without a relevant
+    item are not judged.
+    """
     gold = tables.table_path(config, Layer.GOLD, "recommendations")
     recs = tables.read(spark, gold).where(F.col("as_of_date") == F.lit(as_of))
     item_ids = tables.read(spark, tables.table_path(config, Layer.GOLD, ITEM_IDS))
     customer_ids = tables.read(spark, tables.table_path(config, Layer.GOLD, CUSTOMER_IDS))
-    # The model's lists as served: the blend when it is tuned, else ALS (fallbacks left out).
-    served = recs.where(F.col("source").isin("blend", "als")).join(item_ids, "item_id")
-    served_customers = served.select("customer_id").distinct().join(customer_ids, "customer_id")
-
-    relevant = (
-        planted_relevance(tables.read(spark, tables.ground_truth(config, "item_preferences")))
-        .join(item_ids, "item_id")
-        .join(customer_ids, "customer_id")
-        .groupBy("customer_idx")
-        .agg(F.collect_set(F.col("item_idx").cast("double")).alias("relevant"))
-        .join(served_customers.select("customer_idx"), "customer_idx", "left_semi")
+    served = to_idx(
+        recs.where(F.col("source").isin(serve.BLEND, serve.ALS)), customer_ids, item_ids
     )
-    als_lists = evaluate.ranked_lists(served.join(customer_ids, "customer_id"))
+    served_customers = served.select("customer_idx").distinct()
 
-    # Popularity as served: most customers over the same interactions, the served exclusions.
+    preferences = tables.read(spark, tables.ground_truth(config, "item_preferences"))
+    relevant = to_idx(
+        truth.preferred_items(preferences, MIN_CATEGORY_WEIGHT), customer_ids, item_ids
+    ).join(served_customers, "customer_idx", "left_semi")
+
     silver = {
         n: tables.read(spark, tables.table_path(config, Layer.SILVER, n))
         for n in ("events", "order_lines", "items")
@@ -117,24 +127,47 @@ def planted_metrics(spark: SparkSession, config: Config, as_of: date) -> dict[st
     )
     active = silver["items"].where("active").join(item_ids, "item_id").select("item_idx")
     popular = baselines.popular(inter, active, K + cfg.candidate_buffer)
-    bought = (
-        excluded_pairs(silver["events"], silver["order_lines"], cfg.exclude, as_of)
-        .join(item_ids, "item_id")
-        .groupBy("customer_id")
-        .agg(F.collect_set("item_idx").alias("excluded"))
-    )
-    frame = (
-        served_customers.join(bought, "customer_id", "left")
-        .crossJoin(popular.select(F.col("items").alias(serve.POPULAR)))
-        .drop("customer_id")
-    )
-    pop_ranked = serve.top_n(serve.with_candidate_columns(frame), ["customer_idx"], K)
-    out: dict[str, Any] = {"customers": served_customers.count()}
-    for name, lists in (("served", als_lists), ("popular", evaluate.ranked_lists(pop_ranked))):
-        for m in evaluate.ranking_metrics(name, lists, relevant, [K]):
-            if m.metric in ("precisionAtK", "ndcgAtK"):
-                out[f"{name}.{m.metric}@{K}"] = m.value
-    return out
+
+    def pairs(exclude: Exclude) -> DataFrame:
+        found = excluded_pairs(silver["events"], silver["order_lines"], exclude, as_of)
+        return to_idx(found, customer_ids, item_ids).select("customer_idx", "item_idx")
+
+    def popular_without(excluded: DataFrame) -> DataFrame:
+        """Popularity as served to the same customers: most customers, `excluded` left out."""
+        frame = served_customers.join(
+            excluded.groupBy("customer_idx").agg(
+                F.collect_set(F.col("item_idx").cast("int")).alias("excluded")
+            ),
+            "customer_idx",
+            "left",
+        ).crossJoin(popular.select(F.col("items").alias(serve.POPULAR)))
+        return serve.top_n(serve.with_candidate_columns(frame), ["customer_idx"], K)
+
+    excluded, seen = pairs(cfg.exclude), pairs("seen").cache()
+    relevant_unseen = relevant_sets(relevant.join(seen, ["customer_idx", "item_idx"], "left_anti"))
+    result = {
+        "customers": served_customers.count(),
+        **scores(
+            {
+                "served": served,
+                "popular": popular_without(excluded),
+                "recently_viewed": recently_viewed(inter, excluded),
+            },
+            relevant_sets(relevant),
+        ),
+        "unseen": {
+            "customers": relevant_unseen.count(),
+            **scores(
+                {
+                    "served": served.join(seen, ["customer_idx", "item_idx"], "left_anti"),
+                    "popular": popular_without(seen),
+                },
+                relevant_unseen,
+            ),
+        },
+    }
+    seen.unpersist()
+    return result
 
 
 def time_split_metrics(spark: SparkSession, config: Config, as_of: date) -> dict[str, float]:

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-import pytest
+import dataclasses
+import typing
+from dataclasses import replace
+from pathlib import Path
 
-from precision_marketing.config import ConfigError, load_config, parse_override
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from precision_marketing.config import (
+    Config,
+    ConfigError,
+    find_conf_dir,
+    from_dict,
+    load_config,
+    parse_override,
+)
 
 
 def test_layers_override_in_order() -> None:
@@ -51,3 +65,54 @@ def test_pii_salt_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert load_config("local").pii_salt().startswith("dev-only")
     with pytest.raises(ConfigError, match="PM_PII_SALT is not set"):
         load_config("yarn").pii_salt()
+
+
+def test_base_yaml_is_the_one_place_of_defaults(tmp_path: Path) -> None:
+    # The models carry no defaults: a key missing from base.yaml fails and names itself.
+    base = yaml.safe_load((find_conf_dir() / "base.yaml").read_text())
+    del base["recommend"]["grid"]["alpha"]
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "test.yaml").write_text("{}")
+    with pytest.raises(ConfigError, match=r"^missing required key 'recommend\.grid\.alpha'$"):
+        load_config("test", conf_dir=tmp_path)
+    assert not [
+        f"{section.__name__}.{f.name}"
+        for section in _sections(Config)
+        for f in dataclasses.fields(section)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    ]
+
+
+def _sections(cls: type) -> list[type]:
+    nested = [t for t in typing.get_type_hints(cls).values() if dataclasses.is_dataclass(t)]
+    return [cls, *(s for t in nested for s in _sections(t))]  # type: ignore[arg-type]
+
+
+def test_a_changed_copy_is_checked_like_a_loaded_one() -> None:
+    config = load_config("test")
+    assert replace(config.recommend, top_n=5).top_n == 5
+    with pytest.raises(ValidationError, match="top_n"):
+        replace(config.recommend, top_n=typing.cast(int, "many"))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pin:
+    version: int | None
+    tags: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Doc:
+    pins: dict[str, _Pin]
+
+
+def test_plain_dataclasses_read_with_the_same_rules() -> None:
+    # Manifests, campaigns, suites and source mappings are plain dataclasses read by from_dict.
+    doc = from_dict(_Doc, {"pins": {"a": {"version": 3}, "b": {"version": None, "tags": [7]}}})
+    assert doc == _Doc({"a": _Pin(3), "b": _Pin(None, ["7"])})
+    with pytest.raises(ConfigError, match=r"^unknown key 'pins\.a\.versoin' \(allowed under "):
+        from_dict(_Doc, {"pins": {"a": {"versoin": 3}}})
+    with pytest.raises(ConfigError, match=r"^'pins\.a\.tags\[1\]': expected a string, got \[\]$"):
+        from_dict(_Doc, {"pins": {"a": {"version": 1, "tags": ["x", []]}}})
+    with pytest.raises(ConfigError, match=r"^'config': expected a mapping, got 3$"):
+        from_dict(_Doc, 3)

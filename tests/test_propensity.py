@@ -19,7 +19,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from precision_marketing.config import ConfigError, PropensityConfig
+from precision_marketing.config import ConfigError, load_config
 from precision_marketing.features import availability
 from precision_marketing.propensity import evaluate, model, transforms
 from precision_marketing.propensity.evaluate import Bucket
@@ -27,7 +27,7 @@ from tests import features_fixture as ff
 
 AS_OF = date(2026, 6, 1)
 H = 14
-CFG = PropensityConfig(horizon_days=H, churn_active_days=90)
+CFG = replace(load_config("test").propensity, horizon_days=H, churn_active_days=90)
 
 SNAPSHOT = StructType(
     [

@@ -29,7 +29,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from precision_marketing.config import Config, ConfigError, SegmentConfig
+from precision_marketing.config import Config, ConfigError, load_config
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.segment import model, naming
@@ -419,7 +419,7 @@ def test_too_few_usable_features_stop_with_a_config_error(
     ("customers", "expected"), [(40, range(2, 5)), (15, range(2, 3)), (1_000, range(2, 11))]
 )
 def test_k_max_shrinks_with_the_customer_count(customers: int, expected: range) -> None:
-    params = SegmentConfig(k_min=2, k_max=10, min_segment_customers=10)
+    params = replace(load_config("test").segment, k_min=2, k_max=10, min_segment_customers=10)
     assert model.k_range(params, customers) == expected
 
 
@@ -436,7 +436,13 @@ def test_a_k_that_splits_off_a_handful_of_outliers_is_not_chosen(spark: SparkSes
     prepared = spark.createDataFrame(
         [(Vectors.dense(p),) for p in points], StructType([StructField(model.VECTOR, VectorUDT())])
     ).cache()
-    params = SegmentConfig(k_min=2, k_max=4, min_segment_customers=1, min_segment_share=0.0)
+    params = replace(
+        load_config("test").segment,
+        k_min=2,
+        k_max=4,
+        min_segment_customers=1,
+        min_segment_share=0.0,
+    )
     k, scores, _ = model.select_k(prepared, params, len(points))
     assert k == 3
     assert max(scores, key=lambda c: scores[c]) == 3

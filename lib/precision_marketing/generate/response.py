@@ -1,6 +1,6 @@
 """Simulated campaign response: what campaign audiences bought in the campaign windows.
 
-Pure DataFrame builders in the generator's style (generate/generate.py): every draw is a hash of
+Pure DataFrame builders in the generator's style (generate/draws.py): every draw is a hash of
 the response seed, a tag and structural keys, and each member's planted attributes are
 recomputed from its customer index with `generate.customer_attributes`, exactly as the generator
 drew them. For the members (treatment and control) of the campaign windows being simulated:
@@ -28,9 +28,9 @@ from pyspark.sql import functions as F
 
 from precision_marketing import contracts
 from precision_marketing.config import ConfigError
-from precision_marketing.generate import generate as gen
+from precision_marketing.generate import customers, draws, items
 from precision_marketing.generate import model as m
-from precision_marketing.generate.generate import Draw
+from precision_marketing.generate.draws import Draw
 from precision_marketing.generate.model import DAY_MS, EPOCH, GenParams
 from precision_marketing.measure.transforms import EXPERIMENT, TREATMENT
 
@@ -84,7 +84,7 @@ def with_world(members: DataFrame, p: GenParams) -> DataFrame:
     idx = F.regexp_extract("customer_id", CUSTOMER_ID, 1)
     with_idx = members.withColumn("idx", F.when(idx != "", idx.cast("long") - 1))
     known = with_idx.where(F.col("idx").between(0, p.customers - 1))
-    world = gen.customer_attributes(known, p)
+    world = customers.customer_attributes(known, p)
     return world.select(*members.columns, *(a for a in ATTRIBUTES if a not in members.columns))
 
 
@@ -103,7 +103,7 @@ def planted(world: DataFrame, uplift_by_archetype: Mapping[str, float], seed: in
     active_end = F.least(end, F.col("active_until_day").cast("int") + 1)
     df = world.withColumns(
         {
-            "planted_uplift": gen.lookup(rates, F.col("arch")),
+            "planted_uplift": draws.lookup(rates, F.col("arch")),
             "treated": F.col("group") == TREATMENT,
             "active_days": F.greatest(active_end - active_start, F.lit(0)),
         }
@@ -126,7 +126,7 @@ def baseline_days(world: DataFrame, seed: int) -> DataFrame:
         F.explode(F.sequence(_days(F.col("start_date")), _days(F.col("end_date")))).alias("day"),
     ).dropDuplicates(["idx", "day"])
     active = day.between(F.col("active_from_day"), F.col("active_until_day"))
-    orders = gen.poisson(F.col("lam"), d.u("resp/orders", idx, day), d.z("resp/orders", idx, day))
+    orders = draws.poisson(F.col("lam"), d.u("resp/orders", idx, day), d.z("resp/orders", idx, day))
     return days.withColumn("baseline_orders", F.when(active, orders).otherwise(0))
 
 
@@ -141,7 +141,7 @@ def baseline_orders(days: DataFrame, seed: int) -> DataFrame:
         "order_id",
         F.concat(
             F.lit(BASELINE_PREFIX),
-            F.concat_ws("-", gen.padded(F.col("idx") + 1, 8), stamp, F.col("n").cast("string")),
+            F.concat_ws("-", draws.padded(F.col("idx") + 1, 8), stamp, F.col("n").cast("string")),
         ),
     )
     in_day = F.floor(d.u("resp/b_time", F.col("order_id")) * DAY_MS)
@@ -161,7 +161,7 @@ def response_orders(members: DataFrame, seed: int) -> DataFrame:
             "-",
             F.col("campaign_id"),
             F.date_format(F.col("start_date"), "yyyyMMdd"),
-            gen.padded(F.col("idx") + 1, 8),
+            draws.padded(F.col("idx") + 1, 8),
         ),
     )
     ids = members.where(F.col("responded")).withColumn("order_id", order_id)
@@ -200,7 +200,7 @@ def campaign_effects(members: DataFrame, days: DataFrame) -> DataFrame:
         .select(
             *EXPERIMENT,
             "customer_id",
-            gen.lookup([a.name for a in m.ARCHETYPES], F.col("arch")).alias("archetype"),
+            draws.lookup([a.name for a in m.ARCHETYPES], F.col("arch")).alias("archetype"),
             "segment_name",
             "group",
             "treated",
@@ -217,13 +217,13 @@ def campaign_effects(members: DataFrame, days: DataFrame) -> DataFrame:
 def _active_item(world_draw: Draw, p: GenParams, item_idx: Column) -> Column:
     """`item_idx`, or the next active item of its category when it is retired: simulated
     orders happen after the history, when retired items are no longer sold."""
-    category = item_idx % gen.N_CATEGORIES
-    j = F.floor(item_idx / gen.N_CATEGORIES)
-    n_c = gen.lookup(
-        [m.items_in_category(p.items, c) for c in range(gen.N_CATEGORIES)], category.cast("int")
+    category = item_idx % items.N_CATEGORIES
+    j = F.floor(item_idx / items.N_CATEGORIES)
+    n_c = draws.lookup(
+        [m.items_in_category(p.items, c) for c in range(items.N_CATEGORIES)], category.cast("int")
     )
     tries = [
-        (category + ((j + k) % n_c) * gen.N_CATEGORIES).cast("long")
+        (category + ((j + k) % n_c) * items.N_CATEGORIES).cast("long")
         for k in range(ACTIVE_ITEM_TRIES)
     ]
     # The catalog's rule (generate.catalog): active unless u(item_active) < INACTIVE_ITEM_SHARE.
@@ -241,30 +241,32 @@ def order_lines(orders: DataFrame, p: GenParams, seed: int) -> DataFrame:
             "channel_i": F.when(
                 d.u("resp/o_channel", oid) < m.PREFERRED_CHANNEL_SHARE, F.col("pref_channel")
             ).otherwise(
-                gen.pick_by_archetype(d.u("resp/o_channel2", oid), "channel_weights", F.col("arch"))
+                draws.pick_by_archetype(
+                    d.u("resp/o_channel2", oid), "channel_weights", F.col("arch")
+                )
             ),
             "n_lines": 1
             + F.least(
-                gen.geometric(F.col("extra_lines"), d.u("resp/o_lines", oid)),
+                draws.geometric(F.col("extra_lines"), d.u("resp/o_lines", oid)),
                 F.lit(m.MAX_EXTRA_LINES),
             ),
             "discount_pct": F.when(
                 d.u("resp/o_discount", oid) < F.col("discount_prob"),
-                gen.lookup(m.DISCOUNT_PCTS, d.index("resp/o_pct", len(m.DISCOUNT_PCTS), oid)),
+                draws.lookup(m.DISCOUNT_PCTS, d.index("resp/o_pct", len(m.DISCOUNT_PCTS), oid)),
             ).otherwise(0.0),
         }
     )
     lines = orders.withColumn("line_no", F.explode(F.sequence(F.lit(1), F.col("n_lines"))))
-    category = gen.pick_per_row(
+    category = draws.pick_per_row(
         d.u("resp/l_category", oid, ln),
-        [F.element_at("cum", k + 1) for k in range(gen.N_CATEGORIES - 1)],
+        [F.element_at("cum", k + 1) for k in range(items.N_CATEGORIES - 1)],
     )
     # One column per stage: each is used several times by the next, and Spark does not inline
     # a non-trivial expression into several uses, so the expression trees stay small.
     lines = lines.withColumn("_category", category)
     lines = lines.withColumn(
         "_chosen",
-        gen.choose_item(
+        items.choose_item(
             p,
             F.col("_category"),
             F.col("offsets"),
@@ -277,11 +279,11 @@ def order_lines(orders: DataFrame, p: GenParams, seed: int) -> DataFrame:
         {
             "quantity": 1
             + F.least(
-                gen.geometric(F.col("extra_units"), d.u("resp/l_units", oid, ln)),
+                draws.geometric(F.col("extra_units"), d.u("resp/l_units", oid, ln)),
                 F.lit(m.MAX_EXTRA_UNITS),
             ),
             # The catalog price: prices are drawn with the world's seed, not the response's.
-            "unit_price": gen.item_price(world, F.col("item_idx")),
+            "unit_price": items.item_price(world, F.col("item_idx")),
         }
     )
     return lines.withColumn(
@@ -296,13 +298,13 @@ def transactions(lines: DataFrame) -> DataFrame:
         "order_id",
         F.col("line_no").cast("int").alias("line_no"),
         "customer_id",
-        gen.item_id(F.col("item_idx")).alias("item_id"),
+        items.item_id(F.col("item_idx")).alias("item_id"),
         F.col("quantity").cast("int").alias("quantity"),
         F.col("unit_price").cast("double").alias("unit_price"),
         F.col("discount").cast("double").alias("discount"),
         F.lit(contracts.CURRENCIES[0]).alias("currency"),
-        gen.time_text(F.col("order_ms"), F.col("offset_min")).alias("order_time"),
-        gen.lookup(contracts.SALES_CHANNELS, F.col("channel_i")).alias("channel"),
+        draws.time_text(F.col("order_ms"), F.col("offset_min")).alias("order_time"),
+        draws.lookup(contracts.SALES_CHANNELS, F.col("channel_i")).alias("channel"),
         F.when(F.col("channel_i") == 2, F.col("home_store")).alias("store_id"),
         F.lit("completed").alias("status"),
     )

@@ -28,7 +28,7 @@ from pyspark.sql.types import StructType
 
 from precision_marketing.config import Config, ConfigError
 from precision_marketing.generate import response
-from precision_marketing.generate.generate import sql_literal
+from precision_marketing.generate.draws import sql_literal
 from precision_marketing.generate.model import GenParams
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer

@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
-from precision_marketing import definitions, models, windows
+from precision_marketing import definitions, models, reports, windows
 from precision_marketing.config import Config, RecommendConfig
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
@@ -770,20 +770,11 @@ def write_report(
     spark, config = r.ctx.spark, r.ctx.config
     shown = [m for p, m in metrics if p is None or p == best]
     examples = example_customers(r)
-    chart = report.metric_chart(shown)
     out = tables.reports_path(config, "recommend", r.ctx.run_id)
-    files.write_bytes(spark, f"{out}/metrics_vs_k.png", chart)
-    page = report.render(
-        r.version,
-        r.ctx.run_date.isoformat(),
-        best.as_dict(),
-        shown,
-        examples,
-        "metrics_vs_k.png",
-        r.facts,
+    page = report.page(
+        r.version, r.ctx.run_date.isoformat(), best.as_dict(), shown, examples, r.facts
     )
-    files.write_text(spark, f"{out}/index.html", page)
-    log.info("recommend report: %s/index.html", out)
+    log.info("recommend report: %s", reports.write(spark, out, page))
 
 
 def example_customers(r: Run) -> list[dict[str, Any]]:
