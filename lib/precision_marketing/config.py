@@ -107,6 +107,9 @@ class CurrencyConfig:
 @dataclass(frozen=True)
 class PipelineConfig:
     steps: list[str] = field(default_factory=lambda: ["ingest", "validate", "silver"])
+    # True: every model stage that runs refits today, whatever its retrain_every_days says
+    # (`--set pipeline.refit=true`); the refit is still a challenger of the champion.
+    refit: bool = False
 
 
 # The synthetic generator's categories (generate); real catalogs bring their own.
@@ -161,6 +164,9 @@ class SegmentConfig:
     distinguishing_features: int = 3
     selection_sample: int = 50_000  # rows scored per k by silhouette (a seeded sample above it)
     pca_sample: int = 3_000  # points in the report's PCA chart
+    # Days between refits (0: every run); between them the champion assigns the run date.
+    # Segments always take a refit (README: model registry), so there is no tolerance here.
+    retrain_every_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -255,6 +261,10 @@ class RecommendConfig:
     rules: RulesConfig = field(default_factory=RulesConfig)
     cooccurrence: CooccurrenceConfig = field(default_factory=CooccurrenceConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
+    # Days between refits (0: every run); between them the champion serves the run date. A
+    # refit replaces the champion unless worse by more than champion_tolerance in tuning_metric.
+    retrain_every_days: int = 0
+    champion_tolerance: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -299,6 +309,11 @@ class PropensityConfig:
     churn_model: bool = True  # P(no order in H days) among the recently active
     churn_active_days: int = 90
     curve_points: int = 100  # score quantiles behind the report's ROC / PR curves
+    # Days between refits (0: every run); between them the champion scores the run date. A
+    # refit replaces the champion unless worse by more than champion_tolerance in validation
+    # ROC AUC.
+    retrain_every_days: int = 0
+    champion_tolerance: float = 0.0
 
 
 @dataclass(frozen=True)
