@@ -20,8 +20,10 @@ from precision_marketing.config import Config
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.propensity import job
+from precision_marketing.recommend import job as recommend_job
 from precision_marketing.segment import job as segment_job
 from tests import propensity_fixture as fx
+from tests import recommend_fixture as rx
 from tests import test_segment as seg
 from tests.support import make_config, run_stage
 
@@ -224,3 +226,29 @@ def test_decisions_and_the_served_line_are_exact() -> None:
     assert registry.served_line("propensity", new, replace(plan, every_days=0), True) == (
         "propensity: served lr-20261201-bbbbbbbb (refitted today, refit every run)"
     )
+
+
+def test_recommendations_between_refits_come_from_the_champion_factors(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """tests/recommend_fixture.py fitted (untuned: one fit) on its run date, served two days
+    later from the saved factors: every active customer gets top_n rows of that version."""
+    config = make_config(tmp_path, "recommend.retrain_every_days=7", "recommend.tune=false")
+    rx.write_silver(spark, config)
+    run_stage(spark, config, "recommend", rx.RUN_DATE)
+    first = recommend_job.model_version(config.recommend, rx.RUN_DATE)
+    later = rx.RUN_DATE + timedelta(days=2)
+    with _info_lines() as lines:
+        run_stage(spark, config, "recommend", later)
+    path = tables.table_path(config, Layer.GOLD, recommend_job.RECOMMENDATIONS)
+    served = tables.read(spark, path).where(F.col("as_of_date") == F.lit(later))
+    per_customer = {r[0]: r[1] for r in served.groupBy("customer_id").count().collect()}
+    assert per_customer == dict.fromkeys(rx.ACTIVE_CUSTOMERS, config.recommend.top_n)
+    assert {r[0] for r in served.select("model_version").distinct().collect()} == {first}
+    assert [(v.version, v.role) for v in registry.versions(spark, config, "recommend")] == [
+        (first, registry.Role.CHAMPION)
+    ]
+    assert f"recommend: served {first} (fitted 2026-06-30, next refit due 2026-07-07)" in lines
+    assert not Path(
+        recommend_job.models_path(config, recommend_job.model_version(config.recommend, later))
+    ).exists()

@@ -354,14 +354,20 @@ def settle(
     """Today's fit as a challenger of the champion, both judged by validation ROC AUC on the
     same (today's) labelled validation snapshot `validation`; the registry rows that leaves."""
     cfg = r.cfg
-    champion_auc = None
+    champion_auc, not_compared = None, ""
     old = plan.champion
     if old is not None and old.version != r.version:
         with step(log, f"propensity judge champion {old.version}"):
-            scored = load(r.ctx.spark, r.ctx.config, old.version).propensity.transform(validation)
-            champion_auc = evaluate.ranking_metrics(model.with_margin(scored), model.MARGIN, LABEL)[
-                "roc_auc"
-            ]
+            try:
+                scored = load(r.ctx.spark, r.ctx.config, old.version).propensity.transform(
+                    validation
+                )
+                champion_auc = evaluate.ranking_metrics(
+                    model.with_margin(scored), model.MARGIN, LABEL
+                )["roc_auc"]
+            except Exception as exc:  # e.g. a feature it needs is no longer in the snapshot
+                log.warning("propensity: champion %s cannot score today: %s", old.version, exc)
+                not_compared = f"champion {old.version} cannot score today's validation rows"
     version = registry.Version(
         model=MODEL,
         version=r.version,
@@ -375,7 +381,7 @@ def settle(
         | ({} if champion_auc is None else {"champion_roc_auc": champion_auc}),
         inputs=dict(inputs.versions),
     )
-    return registry.settle(plan, version, champion_auc, cfg.champion_tolerance)
+    return registry.settle(plan, version, champion_auc, cfg.champion_tolerance, not_compared)
 
 
 def serve(r: Run, plan: registry.Plan, champion: registry.Version) -> None:

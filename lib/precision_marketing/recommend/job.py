@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from itertools import product
 from typing import Any
 
@@ -361,7 +361,7 @@ def registry_row(r: Run, tuned: Tuned) -> registry.Version:
         as_of_date=as_of,
         metric=tuned.metric_name,
         metric_value=tuned.value,
-        train_start=start.date() if isinstance(start, datetime) else start,
+        train_start=start,
         train_end=as_of - timedelta(days=1),
         validation_date=tuned.cutoff,
         metrics={
