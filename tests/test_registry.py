@@ -102,6 +102,9 @@ def test_a_run_between_refits_serves_the_previous_version_and_says_so(
     assert set(row.inputs) == set(job.INPUTS)
     expected = f"propensity: served {c.first} (fitted 2026-06-30, next refit due 2026-07-07)"
     assert expected in c.next_day_log
+    assert registry.summary_lines(spark, c.config, "propensity", NEXT_DAY) == [
+        expected.removeprefix("propensity: ")
+    ]
     # Every active customer still scored, once.
     path = tables.table_path(c.config, Layer.GOLD, job.PROPENSITY)
     day = tables.read(spark, path).where(F.col("as_of_date") == F.lit(NEXT_DAY))
@@ -130,6 +133,10 @@ def test_forced_worse_refit_is_kept_beside_the_serving_champion_and_a_rerun_adds
     )
     assert versions[c.first].role is registry.Role.CHAMPION
     assert _served(spark, config, FORCED_DAY) == {c.first}
+    assert registry.summary_lines(spark, config, "propensity", FORCED_DAY) == [
+        f"served {c.first} (fitted 2026-06-30, next refit due 2026-07-09)",
+        f"challenger {challenger} champion kept: {row.reason}",
+    ]
     assert Path(job.models_path(config, challenger, "propensity")).is_dir()  # both kept
 
     rows_before = tables.read(spark, registry.path(config)).count()
@@ -252,3 +259,45 @@ def test_recommendations_between_refits_come_from_the_champion_factors(
     assert not Path(
         recommend_job.models_path(config, recommend_job.model_version(config.recommend, later))
     ).exists()
+
+
+def test_plan_follows_cadence_monitor_and_replays(spark: SparkSession, tmp_path: Path) -> None:
+    """registry.plan on hand-written rows: not due, due, a monitor 'refit' status, a forced
+    refit, and a replay of an old date served by the version that served then."""
+    config = make_config(tmp_path)
+    old = registry.Version("propensity", "lr-20261117-aaaaaaaa", date(2026, 11, 17), "auc", 0.7)
+    new = registry.Version("propensity", "lr-20261124-bbbbbbbb", date(2026, 11, 24), "auc", 0.8)
+    registry.record(
+        spark, config, [replace(old, role=registry.Role.RETIRED), replace(new, decision="promoted")]
+    )
+    registry.record(spark, config, [replace(new, decision="promoted")])  # a rerun: no new row
+    assert tables.read(spark, registry.path(config)).count() == 2
+
+    def plan(day: date, every: int = 7) -> registry.Plan:
+        return registry.plan(spark, config, "propensity", day, every)
+
+    quiet = plan(date(2026, 11, 30))
+    assert quiet.champion is not None
+    assert (quiet.refit, quiet.champion.version, quiet.next_due()) == (
+        False, new.version, date(2026, 12, 1)
+    )  # fmt: skip
+    assert plan(date(2026, 12, 1)).why == "due: last fit 2026-11-24, retrain_every_days=7"
+    assert plan(date(2026, 11, 30), every=0).refit
+    replay = plan(date(2026, 11, 20))
+    assert (replay.refit, replay.champion and replay.champion.version) == (False, old.version)
+
+    monitoring = tables.table_path(config, Layer.GOLD, registry.MONITORING)
+    spark.createDataFrame(
+        [
+            ("propensity", new.version, date(2026, 11, 28), "warn"),
+            ("propensity", new.version, date(2026, 11, 29), "refit"),
+        ],
+        "model string, model_version string, as_of_date date, status string",
+    ).write.format("delta").save(monitoring)
+    flagged = plan(date(2026, 11, 30))
+    assert flagged.refit
+    assert flagged.why == f"gold/model_monitoring marks {new.version} for refit"
+    forced = replace(config, pipeline=replace(config.pipeline, refit=True))
+    assert registry.plan(spark, forced, "propensity", date(2026, 11, 25), 7).why == (
+        "forced (pipeline.refit=true)"
+    )

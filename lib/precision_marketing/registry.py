@@ -147,13 +147,14 @@ def monitor_says_refit(spark: SparkSession, config: Config, model: str, version:
             return False
         latest = (
             tables.read(spark, where)
-            .where((F.col("model") == model) & (F.col("model_version") == version))
+            # By version alone: version names are unique across models (km-, als-, lr-).
+            .where(F.col("model_version") == version)
             .orderBy(F.col("as_of_date").desc())
             .select("status")
             .first()
         )
     except Exception as exc:  # another shape than expected must not stop a model stage
-        log.warning("registry: could not read %s (%s): cadence alone decides", where, exc)
+        log.warning("%s: could not read %s (%s): cadence alone decides", model, where, exc)
         return False
     return latest is not None and latest["status"] == "refit"
 
