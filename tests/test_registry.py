@@ -28,7 +28,6 @@ from tests import test_segment as seg
 from tests.support import make_config, run_stage
 
 NEXT_DAY = fx.RUN_DATE + timedelta(days=1)
-FORCED_DAY = fx.RUN_DATE + timedelta(days=2)
 
 
 def _versions(spark: SparkSession, config: Config) -> dict[str, registry.Version]:
@@ -114,48 +113,38 @@ def test_a_run_between_refits_serves_the_previous_version_and_says_so(
 def test_forced_worse_refit_is_kept_beside_the_serving_champion_and_a_rerun_adds_no_row(
     spark: SparkSession, c: Cadence
 ) -> None:
-    # Tolerance -1: the challenger must beat the champion's AUC by 1, which no model can.
+    """Forced on the fixture's run date (not due: fitted that day), with another setting (a
+    new version) and tolerance -1: the challenger must beat the champion's AUC by 1, which no
+    model can. The snapshots are those of the first fit: nothing to build."""
     config = replace(
         c.config,
         pipeline=replace(c.config.pipeline, refit=True),
-        propensity=replace(c.config.propensity, champion_tolerance=-1.0),
+        propensity=replace(c.config.propensity, champion_tolerance=-1.0, max_iter=14),
     )
-    run_stage(spark, config, "propensity", FORCED_DAY)
-    challenger = job.model_version(config.propensity, FORCED_DAY)
+    run_stage(spark, config, "propensity", fx.RUN_DATE)
+    challenger = job.model_version(config.propensity, fx.RUN_DATE)
+    assert challenger != c.first
     versions = _versions(spark, config)
     assert set(versions) == {c.first, challenger}
     row = versions[challenger]
     assert (row.role, row.decision) == (registry.Role.CHALLENGER, "champion kept")
     champion_auc = row.metrics["champion_roc_auc"]
+    assert champion_auc == pytest.approx(versions[c.first].metric_value, abs=1e-12)  # same rows
     assert row.reason == (
         f"challenger roc_auc {row.metric_value:.3f} < champion {champion_auc:.3f} - tolerance "
         "-1.000: champion kept"
     )
     assert versions[c.first].role is registry.Role.CHAMPION
-    assert _served(spark, config, FORCED_DAY) == {c.first}
-    assert registry.summary_lines(spark, config, "propensity", FORCED_DAY) == [
-        f"served {c.first} (fitted 2026-06-30, next refit due 2026-07-09)",
+    assert _served(spark, config, fx.RUN_DATE) == {c.first}
+    assert registry.summary_lines(spark, config, "propensity", fx.RUN_DATE) == [
+        f"served {c.first} (refitted today, next refit due 2026-07-07)",
         f"challenger {challenger} champion kept: {row.reason}",
     ]
     assert Path(job.models_path(config, challenger, "propensity")).is_dir()  # both kept
 
-    rows_before = tables.read(spark, registry.path(config)).count()
-    run_stage(spark, config, "propensity", FORCED_DAY)
-    assert tables.read(spark, registry.path(config)).count() == rows_before == 2
-
-    # A better-or-equal refit (any challenger, at tolerance 1) replaces the champion.
-    better = replace(
-        config, propensity=replace(config.propensity, champion_tolerance=1.0, max_iter=14)
-    )
-    run_stage(spark, better, "propensity", FORCED_DAY)
-    promoted = job.model_version(better.propensity, FORCED_DAY)
-    versions = _versions(spark, config)
-    assert {v: versions[v].role for v in versions} == {
-        c.first: registry.Role.RETIRED,
-        challenger: registry.Role.CHALLENGER,
-        promoted: registry.Role.CHAMPION,
-    }
-    assert _served(spark, config, FORCED_DAY) == {promoted}
+    run_stage(spark, config, "propensity", fx.RUN_DATE)
+    assert tables.read(spark, registry.path(config)).count() == 2
+    assert _versions(spark, config)[challenger].decision == "champion kept"
 
 
 def test_segments_between_refits_are_assigned_by_the_champion(
