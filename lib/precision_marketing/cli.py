@@ -141,8 +141,21 @@ STAGES: dict[str, Stage] = {
 }
 
 
+# The model stages (and the pipeline that runs them) say how to force a refit.
+REFIT_HELP = (
+    "models are refitted every <model>.retrain_every_days (0: every run) and served from the "
+    "champion version between refits; --set pipeline.refit=true forces a refit "
+    "(README.md: model registry)"
+)
+MODEL_JOBS = frozenset({"segment", "recommend", "propensity", "pipeline"})
+
+
 def parse_args(job: str, argv: Sequence[str]) -> argparse.Namespace:
-    parser = _Parser(prog=job, description=f"precision-marketing job: {job}")
+    parser = _Parser(
+        prog=job,
+        description=f"precision-marketing job: {job}",
+        epilog=REFIT_HELP if job in MODEL_JOBS else None,
+    )
     parser.add_argument("--env", default="local", help="conf/<env>.yaml on top of base.yaml")
     parser.add_argument(
         "--verbose",

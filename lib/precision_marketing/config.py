@@ -113,6 +113,9 @@ class CurrencyConfig:
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class PipelineConfig:
     steps: list[str]
+    # True: every model stage that runs refits today, whatever its retrain_every_days says
+    # (`--set pipeline.refit=true`); the refit is still a challenger of the champion.
+    refit: bool
 
 
 # The synthetic generator's categories (generate); real catalogs bring their own.
@@ -167,6 +170,9 @@ class SegmentConfig:
     distinguishing_features: int
     selection_sample: int  # rows scored per k by silhouette (a seeded sample above it)
     pca_sample: int  # points in the report's PCA chart
+    # Days between refits (0: every run); between them the champion assigns the run date.
+    # Segments always take a refit (README: model registry), so there is no tolerance here.
+    retrain_every_days: int
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -257,6 +263,10 @@ class RecommendConfig:
     rules: RulesConfig
     cooccurrence: CooccurrenceConfig
     blend: BlendConfig
+    # Days between refits (0: every run); between them the champion serves the run date. A
+    # refit replaces the champion unless worse by more than champion_tolerance in tuning_metric.
+    retrain_every_days: int
+    champion_tolerance: float
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -297,6 +307,11 @@ class PropensityConfig:
     churn_model: bool  # P(no order in H days) among the recently active
     churn_active_days: int
     curve_points: int  # score quantiles behind the report's ROC / PR curves
+    # Days between refits (0: every run); between them the champion scores the run date. A
+    # refit replaces the champion unless worse by more than champion_tolerance in validation
+    # ROC AUC.
+    retrain_every_days: int
+    champion_tolerance: float
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)

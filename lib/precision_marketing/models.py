@@ -16,12 +16,18 @@ from typing import Any
 from precision_marketing.config import Config
 from precision_marketing.io import tables
 
+# Settings that say when a model is fitted and which fit serves (registry.py), not what is
+# fitted: changing them keeps the version names.
+NOT_FITTED = ("retrain_every_days", "champion_tolerance")
+
 
 def version(prefix: str, as_of: date, settings: Any) -> str:
-    """`<prefix>-<yyyymmdd>-<8 hex of the settings>`."""
+    """`<prefix>-<yyyymmdd>-<8 hex of the settings>` (NOT_FITTED keys left out)."""
     plain = (
         asdict(settings) if is_dataclass(settings) and not isinstance(settings, type) else settings
     )
+    if isinstance(plain, dict):
+        plain = {k: v for k, v in plain.items() if k not in NOT_FITTED}
     digest = hashlib.sha1(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
     return f"{prefix}-{as_of:%Y%m%d}-{digest[:8]}"
 

@@ -21,7 +21,7 @@ from pathlib import PurePosixPath
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from precision_marketing import requirements
+from precision_marketing import registry, requirements
 from precision_marketing.config import Config
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
@@ -101,7 +101,10 @@ def _table(spark: SparkSession, config: Config, layer: Layer, name: str) -> Data
 
 
 def segment_metrics(spark: SparkSession, config: Config, run_date: date) -> list[str]:
-    version = segments_job.model_version(config.segment, run_date)
+    # The version that assigned the run date: between refits, an earlier one.
+    version = registry.served_version(spark, config, "segment", run_date) or (
+        segments_job.model_version(config.segment, run_date)
+    )
     path = f"{segments_job.model_dir(config, version)}/metadata.json"
     if not files.exists(spark, path):
         return []
@@ -329,6 +332,8 @@ def render(ctx: JobContext, outcomes: Sequence[Outcome]) -> str:
     for step_name in (s for s in steps if s in METRICS):
         try:
             shown = METRICS[step_name](spark, config, run_date)
+            if step_name in registry.MODELS:
+                shown = [*registry.summary_lines(spark, config, step_name, run_date), *shown]
         except Exception as exc:
             log.warning("summary: no %s metrics: %s", step_name, exc)
             shown = []

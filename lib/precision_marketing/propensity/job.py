@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from pyspark.ml import PipelineModel
+from pyspark.ml.classification import LogisticRegressionModel
 from pyspark.ml.functions import vector_to_array
+from pyspark.ml.regression import GeneralizedLinearRegressionModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from precision_marketing import models, reports, windows
+from precision_marketing import models, registry, reports, windows
 from precision_marketing.config import Config, ConfigError, PropensityConfig
 from precision_marketing.definitions import signed_up_before
 from precision_marketing.features import availability
@@ -156,13 +159,35 @@ def run(ctx: JobContext) -> None:
 
 
 @dataclass
-class Fitted:
+class Scorers:
+    """What scores a run date: fitted today, or a saved version loaded back (`load`)."""
+
     propensity: PipelineModel  # preparation + LogisticRegression
     calibration: PipelineModel
     spend: Any  # GeneralizedLinearRegressionModel, or None
     churn: Any  # LogisticRegressionModel, or None
+
+
+@dataclass
+class Fitted(Scorers):
     tuned: model.Tuned
     coefficients: list[tuple[str, float]]
+
+
+def load(spark: SparkSession, config: Config, version: str) -> Scorers:
+    """A saved version's models (save_model wrote them; spend and churn when it had them)."""
+    directory = models_path(config, version)
+    spend = churn = None
+    if files.exists(spark, f"{directory}/spend"):
+        spend = GeneralizedLinearRegressionModel.load(f"{directory}/spend")
+    if files.exists(spark, f"{directory}/churn"):
+        churn = LogisticRegressionModel.load(f"{directory}/churn")
+    return Scorers(
+        PipelineModel.load(f"{directory}/propensity"),
+        PipelineModel.load(f"{directory}/calibration"),
+        spend,
+        churn,
+    )
 
 
 def check_history(r: Run) -> None:
@@ -204,6 +229,11 @@ def check_history(r: Run) -> None:
 def _run(r: Run) -> None:
     ctx, cfg = r.ctx, r.cfg
     spark, config, as_of = ctx.spark, ctx.config, ctx.run_date
+    plan = registry.plan(spark, config, MODEL, as_of, cfg.retrain_every_days)
+    log.info("propensity: %s: %s", "refit" if plan.refit else "no refit", plan.why)
+    if not plan.refit and plan.champion is not None:
+        serve(r, plan, plan.champion)
+        return
     check_history(r)
     with step(log, "propensity feature snapshots") as s:
         built = ensure_snapshots(ctx, [*r.train_dates, r.validation_date, as_of])
@@ -279,16 +309,85 @@ def _run(r: Run) -> None:
     fitted = Fitted(
         propensity_model, calibration, spend, churn, tuned, model.coefficients(tuned.model, names)
     )
+    settled = settle(r, plan, inputs.labelled(r.validation_date, cfg), inputs, evaluated[0])
+    champion = registry.serving(plan, settled)
+    scorers: Scorers = (
+        fitted if champion.version == r.version else load(spark, config, champion.version)
+    )
     outputs = [
         tables.table_path(config, Layer.GOLD, PROPENSITY),
         tables.table_path(config, Layer.OPS, METRICS),
+        registry.path(config),
     ]
-    with tables.restored_on_failure(spark, outputs):
-        write_scores(r, inputs, fitted)
-        write_metrics(r, evaluated, extra)
+    # The challenger's files first: a registry row never names a model that is not saved.
     save_model(r, fitted, inputs, evaluated, extra)
+    with tables.restored_on_failure(spark, outputs):
+        write_scores(r, inputs, scorers, champion.version)
+        write_metrics(r, evaluated, extra)
+        registry.record(spark, config, settled)
+    log.info(
+        "%s; %s %s: %s",
+        registry.served_line(MODEL, champion, plan, champion.version == r.version),
+        r.version,
+        settled[0].decision,
+        settled[0].reason,
+    )
     with step(log, "propensity report"):
         write_report(r, fitted, evaluated, extra, inputs)
+
+
+def settle(
+    r: Run,
+    plan: registry.Plan,
+    validation: DataFrame,
+    inputs: Inputs,
+    challenger: report.Evaluated,
+) -> list[registry.Version]:
+    """Today's fit as a challenger of the champion, both judged by validation ROC AUC on the
+    same (today's) labelled validation snapshot `validation`; the registry rows that leaves."""
+    cfg = r.cfg
+    champion_auc, not_compared = None, ""
+    old = plan.champion
+    if old is not None and old.version != r.version:
+        with step(log, f"propensity judge champion {old.version}"):
+            try:
+                scored = load(r.ctx.spark, r.ctx.config, old.version).propensity.transform(
+                    validation
+                )
+                champion_auc = evaluate.ranking_metrics(
+                    model.with_margin(scored), model.MARGIN, LABEL
+                )["roc_auc"]
+            except Exception as exc:  # e.g. a feature it needs is no longer in the snapshot
+                log.warning("propensity: champion %s cannot score today: %s", old.version, exc)
+                not_compared = f"champion {old.version} cannot score today's validation rows"
+    version = registry.Version(
+        model=MODEL,
+        version=r.version,
+        as_of_date=r.ctx.run_date,
+        metric="roc_auc",
+        metric_value=challenger.metrics["roc_auc"],
+        train_start=min(r.train_dates),
+        train_end=max(r.train_dates) + timedelta(days=cfg.horizon_days),
+        validation_date=r.validation_date,
+        metrics={k: float(v) for k, v in challenger.metrics.items() if math.isfinite(v)}
+        | ({} if champion_auc is None else {"champion_roc_auc": champion_auc}),
+        inputs=dict(inputs.versions),
+    )
+    return registry.settle(plan, version, champion_auc, cfg.champion_tolerance, not_compared)
+
+
+def serve(r: Run, plan: registry.Plan, champion: registry.Version) -> None:
+    """Between refits: the run date scored by the champion's saved models, nothing fitted."""
+    ctx = r.ctx
+    with step(log, "propensity feature snapshots") as s:
+        built = ensure_snapshots(ctx, [ctx.run_date])
+        s.rows(built=len(built))
+    inputs = read_inputs(ctx.spark, ctx.config)
+    scorers = load(ctx.spark, ctx.config, champion.version)
+    path = tables.table_path(ctx.config, Layer.GOLD, PROPENSITY)
+    with tables.restored_on_failure(ctx.spark, [path]):
+        write_scores(r, inputs, scorers, champion.version)
+    log.info("%s", registry.served_line(MODEL, champion, plan, False))
 
 
 def recency_score(days_cap: int) -> Any:
@@ -345,7 +444,8 @@ def scoring_frame(r: Run, inputs: Inputs) -> DataFrame:
     return joined.crossJoin(F.broadcast(reach))
 
 
-def write_scores(r: Run, inputs: Inputs, fitted: Fitted) -> None:
+def write_scores(r: Run, inputs: Inputs, fitted: Scorers, version: str) -> None:
+    """The run date's scores by `fitted`, tagged with its `version` (the champion's)."""
     spark, config, as_of = r.ctx.spark, r.ctx.config, r.ctx.run_date
     with step(log, f"propensity write {PROPENSITY}") as s:
         scored = model.calibrated(
@@ -383,7 +483,7 @@ def write_scores(r: Run, inputs: Inputs, fitted: Fitted) -> None:
             "predicted_spend",
             (F.col(PROBABILITY) * F.col("predicted_spend")).alias("expected_value"),
             "churn_risk",
-            F.lit(r.version).alias("model_version"),
+            F.lit(version).alias("model_version"),
         )
         path = tables.table_path(config, Layer.GOLD, PROPENSITY)
         tables.replace_where(out, path, f"as_of_date = '{as_of}'", partition_by=["as_of_date"])

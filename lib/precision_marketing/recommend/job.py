@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
-from precision_marketing import definitions, models, reports, windows
+from precision_marketing import definitions, models, registry, reports, windows
 from precision_marketing.config import Config, RecommendConfig
 from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
@@ -52,6 +52,7 @@ from precision_marketing.schemas.ops import RECOMMEND_METRICS as METRICS_SCHEMA
 
 log = logging.getLogger(__name__)
 
+MODEL = "recommend"  # its name in ops/model_versions
 CUSTOMER_IDS = "recommend_customer_ids"
 ITEM_IDS = "recommend_item_ids"
 RECOMMENDATIONS = "recommendations"
@@ -250,6 +251,11 @@ def _run(
         cached.append(df.persist())
         return df
 
+    plan = registry.plan(spark, config, MODEL, ctx.run_date, cfg.retrain_every_days)
+    log.info("recommend: %s: %s", "refit" if plan.refit else "no refit", plan.why)
+    if not plan.refit and plan.champion is not None:
+        serve_champion(prepare(ctx, plan.champion.version, scratch, keep), plan, plan.champion)
+        return
     r = prepare(ctx, version, scratch, keep)
     train, customer_ids, item_ids = r.current, r.customer_ids, r.item_ids
 
@@ -257,7 +263,7 @@ def _run(
     tuned = Tuned([], grid[0], None)
     if cfg.tune:
         with step(log, "recommend tune") as s:
-            tuned = tune(r, grid, keep)
+            tuned = tune(r, grid, keep, plan.champion)
             s.rows(grid_points=len(grid), metrics=len(tuned.metrics))
         log.info("recommend chose %s", tuned.best)
     metrics, best = tuned.metrics, tuned.best
@@ -277,6 +283,15 @@ def _run(
         s.rows(training_rows=train.count())
     model = ALSModel.load(f"{model_dir}/als")  # factors read back: a short lineage downstream
 
+    settled = registry.settle(
+        plan, registry_row(r, tuned), tuned.champion, cfg.champion_tolerance, tuned.not_compared
+    )
+    champion = registry.serving(plan, settled)
+    served, weights = r, tuned.weights
+    if champion.version != version:  # the challenger lost: the champion's factors serve
+        served = replace(r, version=champion.version)
+        model_dir = models_path(config, champion.version)
+        model, weights = ALSModel.load(f"{model_dir}/als"), saved_weights(spark, model_dir)
     outputs = [
         tables.table_path(config, layer, name)
         for layer, name in (
@@ -286,13 +301,76 @@ def _run(
             (Layer.OPS, METRICS),
         )
     ]
-    with tables.restored_on_failure(spark, outputs):
-        write_recommendations(r, model, tuned.weights)
-        write_similar_items(r, model)
+    with tables.restored_on_failure(spark, [*outputs, registry.path(config)]):
+        write_recommendations(served, model, weights)
+        write_similar_items(served, model)
         write_rules(r)
         write_metrics(r, metrics, best)
+        registry.record(spark, config, settled)
+    log.info(
+        "%s; %s %s: %s",
+        registry.served_line(MODEL, champion, plan, champion.version == version),
+        version,
+        settled[0].decision,
+        settled[0].reason,
+    )
     with step(log, "recommend report"):
         write_report(r, metrics, best)
+
+
+def serve_champion(r: Run, plan: registry.Plan, champion: registry.Version) -> None:
+    """Between refits: the champion's saved factors and blend weights serve the run date;
+    co-occurrence, popularity and the rules are recomputed on today's data (Spark SQL, cheap
+    beside a fit). Customers the champion has no factors for get the blend's other parts or
+    the segment-popular / popular fallback, as in any run."""
+    spark, config = r.ctx.spark, r.ctx.config
+    model_dir = models_path(config, champion.version)
+    model = ALSModel.load(f"{model_dir}/als")
+    weights = saved_weights(spark, model_dir)
+    outputs = [
+        tables.table_path(config, Layer.GOLD, name)
+        for name in (RECOMMENDATIONS, SIMILAR_ITEMS, RULES)
+    ]
+    with tables.restored_on_failure(spark, outputs):
+        write_recommendations(r, model, weights)
+        write_similar_items(r, model)
+        write_rules(r)
+    log.info("%s", registry.served_line(MODEL, champion, plan, False))
+
+
+def saved_weights(spark: SparkSession, model_dir: str) -> blend.Weights | None:
+    """The blend weights a saved version chose (params.json), None when ALS served alone."""
+    row = spark.read.text(f"{model_dir}/params.json", wholetext=True).first()  # one small file
+    assert row is not None
+    facts = json.loads(row[0]).get("run", {})
+    found = [facts.get(f"blend_weight_{name}") for name in blend.COMPONENTS]
+    return None if any(w is None for w in found) else tuple(float(w) for w in found)
+
+
+def registry_row(r: Run, tuned: Tuned) -> registry.Version:
+    """Today's fit for ops/model_versions: its ALS tuning metric at top_n on the split."""
+    config, as_of = r.ctx.config, r.ctx.run_date
+    start = windows.window_start(config, as_of, r.cfg.lookback_days)
+    versions = {
+        name: tables.version(r.ctx.spark, tables.table_path(config, Layer.SILVER, name))
+        for name in ("events", "order_lines", "items", "customers")
+    }
+    return registry.Version(
+        model=MODEL,
+        version=r.version,
+        as_of_date=as_of,
+        metric=tuned.metric_name,
+        metric_value=tuned.value,
+        train_start=start,
+        train_end=as_of - timedelta(days=1),
+        validation_date=tuned.cutoff,
+        metrics={
+            f"{m.model}_{m.metric}@{m.k}": float(m.value)
+            for p, m in tuned.metrics
+            if (p is None or p == tuned.best) and m.k is not None and m.value == m.value
+        },
+        inputs={k: v for k, v in versions.items() if v is not None},
+    )
 
 
 def manifest(r: Run, best: als.AlsParams) -> dict[str, Any]:
@@ -423,11 +501,17 @@ def choose_split(r: Run, keep: Callable[[DataFrame], DataFrame]) -> Split:
 @dataclass(frozen=True)
 class Tuned:
     """What tuning chose: every metric row, the ALS point and the blend weights (None: ALS
-    serves alone)."""
+    serves alone); for the registry, the chosen ALS point's tuning metric on the split and the
+    champion's on the same split (None, with why, when they cannot be compared)."""
 
     metrics: list[tuple[als.AlsParams | None, Metric]]
     best: als.AlsParams
     weights: blend.Weights | None
+    metric_name: str | None = None
+    value: float | None = None
+    champion: float | None = None
+    not_compared: str = "tune=false: no split to judge the champion on"
+    cutoff: date | None = None
 
 
 def cooccurrence_lists(r: Run, interactions: DataFrame, depth: int) -> DataFrame:
@@ -448,9 +532,15 @@ def blend_pool(r: Run) -> int:
     return max(r.cfg.blend.pool, max(r.cfg.eval_k), r.cfg.top_n)
 
 
-def tune(r: Run, grid: list[als.AlsParams], keep: Callable[[DataFrame], DataFrame]) -> Tuned:
+def tune(
+    r: Run,
+    grid: list[als.AlsParams],
+    keep: Callable[[DataFrame], DataFrame],
+    champion: registry.Version | None = None,
+) -> Tuned:
     """Fits every grid point on the split's training data and scores it on what it holds out;
-    co-occurrence, the popularity baselines and the blend are scored on the same customers.
+    co-occurrence, the popularity baselines and the blend are scored on the same customers,
+    and so is the champion's saved ALS when it was fitted before the split's cutoff.
 
     `keep` persists a frame for the rest of the run (the job unpersists them, also on failure).
     """
@@ -519,8 +609,35 @@ def tune(r: Run, grid: list[als.AlsParams], keep: Callable[[DataFrame], DataFram
         )
 
     best = max(grid, key=lambda p: (tuned_value(serve.ALS, p), -grid.index(p)))
+    judged_champion, not_compared = None, ""
+    if champion is None:
+        not_compared = "no champion"
+    elif split.name != "time" or champion.as_of_date > split.baseline_day:
+        # Its factors saw the held-out days: the comparison would favour it.
+        not_compared = (
+            f"champion {champion.version} was fitted after the {split.name} split's cutoff "
+            f"{split.baseline_day}: not comparable"
+        )
+    else:
+        saved = f"{models_path(r.ctx.config, champion.version)}/als"
+        recs = top_k(r, ALSModel.load(saved), judged.select("customer_idx"), depth)
+        candidates = judged.join(recs, "customer_idx", "left").select(
+            "customer_idx", "excluded", serve.als_candidates(F.col("recommendations")).alias("als")
+        )
+        judged_champion = next(
+            m.value
+            for m in score(serve.ALS, candidates)
+            if m.metric == cfg.tuning_metric and m.k == k_tune
+        )
+    registry_figures = {
+        "metric_name": f"als_{cfg.tuning_metric}@{k_tune}",
+        "value": tuned_value(serve.ALS, best),
+        "champion": judged_champion,
+        "not_compared": not_compared,
+        "cutoff": split.baseline_day,
+    }
     if not cfg.blend.enabled:
-        return Tuned(results, best, None)
+        return Tuned(results, best, None, **registry_figures)  # type: ignore[arg-type]
 
     # Co-occurrence alone (popular fallback, as served), recent popularity alone, and the blend
     # of both with the chosen ALS point and popularity.
@@ -578,7 +695,7 @@ def tune(r: Run, grid: list[als.AlsParams], keep: Callable[[DataFrame], DataFram
         "popular",
     )
     results += [(None, m) for m in score(serve.BLEND, served)]
-    return Tuned(results, best, weights)
+    return Tuned(results, best, weights, **registry_figures)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------------

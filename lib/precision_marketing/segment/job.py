@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 import numpy as np
+from pyspark.ml import PipelineModel
+from pyspark.ml.clustering import KMeansModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from precision_marketing import models, reports
+from precision_marketing import models, registry, reports
 from precision_marketing.config import Config, SegmentConfig
 from precision_marketing.features import availability
 from precision_marketing.io import files, tables
@@ -29,6 +32,7 @@ from precision_marketing.segment import model, naming, profiles, report
 
 log = logging.getLogger(__name__)
 
+MODEL = "segment"  # its name in ops/model_versions
 FEATURES = "user_features"
 SEGMENTS = "segments"
 PROFILES = "segment_profiles"
@@ -41,6 +45,19 @@ def model_version(params: SegmentConfig, as_of: date) -> str:
 
 def model_dir(config: Config, version: str) -> str:
     return models.path(config, "segments", version)
+
+
+def read_metadata(spark: SparkSession, config: Config, version: str) -> dict[str, Any]:
+    text = spark.sparkContext.wholeTextFiles(f"{model_dir(config, version)}/metadata.json")
+    return dict(json.loads(text.first()[1]))
+
+
+def load(spark: SparkSession, config: Config, version: str) -> model.Fitted:
+    """A saved version's pipeline (preparation + KMeans) as the fit returned it."""
+    pipeline = PipelineModel.load(f"{model_dir(config, version)}/pipeline")
+    kmeans = pipeline.stages[-1]
+    assert isinstance(kmeans, KMeansModel)
+    return model.Fitted(pipeline, PipelineModel(stages=pipeline.stages[:-1]), kmeans)
 
 
 def previous_model(spark: SparkSession, config: Config, as_of: date) -> dict[str, Any] | None:
@@ -97,6 +114,12 @@ def run(ctx: JobContext) -> None:
     snapshot = tables.read(spark, features_path, feature_version).where(
         F.col("as_of_date") == F.lit(as_of)
     )
+    plan = registry.plan(spark, config, MODEL, as_of, params.retrain_every_days)
+    log.info("segment: %s: %s", "refit" if plan.refit else "no refit", plan.why)
+    if not plan.refit and plan.champion is not None:
+        with persisted:
+            serve(ctx, plan, plan.champion, snapshot, keep)
+        return
     configured = model.resolved(params, snapshot.columns)
     model.check_features(snapshot.columns, configured)
     with step(log, "segment check features") as s:
@@ -153,6 +176,7 @@ def run(ctx: JobContext) -> None:
                 ctx, params, checked, fitted, segments, version, k, scores, chosen_silhouette,
                 feature_version, previous,
             )  # fmt: skip
+            record(ctx, plan, version, k, chosen_silhouette, fitted, feature_version)
         with step(log, "segment report") as s:
             path = _report(
                 ctx, params, checked, assigned, segments, scores, k, version, feature_version
@@ -161,6 +185,82 @@ def run(ctx: JobContext) -> None:
             log.info("segment report: %s", path)
     finally:
         persisted.release()
+
+
+def record(
+    ctx: JobContext,
+    plan: registry.Plan,
+    version: str,
+    k: int,
+    silhouette: float,
+    fitted: model.Fitted,
+    feature_version: int,
+) -> None:
+    """The refit's registry row. Segments always take the refit: silhouette picks k on today's
+    snapshot, and ids and names carry over by centroid matching, so an older model has no
+    better claim on today's customers (its silhouette is not compared)."""
+    fit = registry.Version(
+        model=MODEL,
+        version=version,
+        as_of_date=ctx.run_date,
+        metric="silhouette",
+        metric_value=silhouette,
+        train_end=ctx.run_date,
+        metrics={
+            "silhouette": silhouette,
+            "k": float(k),
+            "training_cost": float(fitted.kmeans.summary.trainingCost),
+        },
+        inputs={FEATURES: feature_version},
+    )
+    settled = registry.settle(plan, fit, None, 0.0)
+    registry.record(ctx.spark, ctx.config, settled)
+    log.info(
+        "%s; %s: %s",
+        registry.served_line(MODEL, registry.serving(plan, settled), plan, True),
+        settled[0].decision,
+        settled[0].reason,
+    )
+
+
+def serve(
+    ctx: JobContext,
+    plan: registry.Plan,
+    champion: registry.Version,
+    snapshot: DataFrame,
+    keep: Any,
+) -> None:
+    """Between refits: the run date's customers assigned by the champion's saved pipeline,
+    with its segment ids and names (profiles and descriptions from today's members); no
+    model is saved and no report written."""
+    spark, config = ctx.spark, ctx.config
+    meta = read_metadata(spark, config, champion.version)
+    fitted = load(spark, config, champion.version)
+    features = list(meta["params"]["model_features"])
+    params = replace(config.segment, model_features=features)
+    with step(log, f"segment assign with {champion.version}") as s:
+        predictions = keep(
+            fitted.pipeline.transform(snapshot).withColumn(
+                "distance", model.distance_to_center(fitted.centers_scaled())
+            )
+        )
+        cluster_profiles = profiles.cluster_profiles(
+            predictions, params.profile_features or features, features
+        )
+        s.rows(customers=sum(p.size for p in cluster_profiles))
+    segments = _identify(fitted, cluster_profiles, _previous(meta, features), params)
+    with tables.restored_on_failure(
+        spark,
+        [tables.table_path(config, Layer.GOLD, t) for t in (SEGMENTS, PROFILES, MIGRATIONS)],
+    ):
+        _write_outputs(
+            ctx,
+            predictions,
+            segments,
+            champion.version,
+            previous_model(spark, config, ctx.run_date),
+        )
+    log.info("%s", registry.served_line(MODEL, champion, plan, False))
 
 
 def _identify(
