@@ -25,7 +25,7 @@ import pyspark
 import pytest
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, FloatType, MapType, StructField
+from pyspark.sql.types import ArrayType, DataType, DoubleType, FloatType, MapType, StructType
 
 from precision_marketing.config import load_config
 from precision_marketing.submit import ROOT, python_env, secret_env_conf, submission
@@ -235,17 +235,22 @@ def tables(warehouse: Path) -> list[str]:
     )
 
 
-def hashable(field: StructField) -> Column:
-    """A column xxhash64 accepts, floats rounded; a map as its entries sorted by key."""
-    column = F.col(field.name)
-    kind = field.dataType
+def hashable(column: Column, kind: DataType) -> Column:
+    """A column xxhash64 accepts, floats rounded at any depth (arrays, structs, map values); a
+    map as its entries sorted by key."""
     if isinstance(kind, FloatType | DoubleType):
         return F.round(column, 9)
+    if isinstance(kind, ArrayType):
+        element = kind.elementType
+        return F.transform(column, lambda e: hashable(e, element))
+    if isinstance(kind, StructType):
+        return F.struct(*(hashable(column[f.name], f.dataType).alias(f.name) for f in kind.fields))
     if isinstance(kind, MapType):
-        entries = F.array_sort(F.map_entries(column))
-        if isinstance(kind.valueType, FloatType | DoubleType):
-            return F.transform(entries, lambda e: F.struct(e["key"], F.round(e["value"], 9)))
-        return entries
+        value = kind.valueType
+        return F.transform(
+            F.array_sort(F.map_entries(column)),
+            lambda e: F.struct(e["key"].alias("key"), hashable(e["value"], value).alias("value")),
+        )
     return column
 
 
@@ -256,7 +261,7 @@ def digest(frame: DataFrame) -> tuple[int, int]:
     differ in the last bits.
     """
     columns = [
-        hashable(field)
+        hashable(F.col(field.name), field.dataType)
         for field in sorted(frame.schema.fields, key=lambda f: f.name)
         if field.name not in RUN_COLUMNS
     ]
