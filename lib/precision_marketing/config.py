@@ -347,6 +347,33 @@ class MeasureConfig:
 
 
 @dataclass(frozen=True)
+class MonitorConfig:
+    """The monitor stage: realized quality of past scorings and drift of model inputs.
+
+    A drift figure at or above its `_warn` threshold logs a warning; at or above `_refit` it
+    marks the model for refit (status 'refit' in gold/model_monitoring, which retraining reads).
+    """
+
+    # Scorings at most this many days before the run date are (re-)measured on every run.
+    lookback_days: int = 90
+    # Days after a served recommendation list in which a purchase counts; None: the
+    # propensity horizon, so both models are judged on the same window.
+    recommend_window_days: int | None = None
+    recommend_k: int = 10  # recall@k and NDCG@k of the served lists
+    psi_bins: int = 10  # quantile bins of the training snapshot
+    psi_epsilon: float = 1e-4  # share given to an empty bin, so ln(a / e) stays finite
+    psi_warn: float = 0.1
+    psi_refit: float = 0.25
+    # Increase of a feature's share of nulls from the training snapshot to the run date's.
+    null_share_warn: float = 0.05
+    null_share_refit: float = 0.2
+    # Realized ROC AUC of propensity below this: warn (0.5 is a coin).
+    min_roc_auc: float = 0.6
+    # Share of customers changing segment between consecutive snapshots above this: warn.
+    migration_warn: float = 0.3
+
+
+@dataclass(frozen=True)
 class ResponseConfig:
     """The simulate_response job: planted campaign response of the synthetic customers."""
 
@@ -384,6 +411,7 @@ class Config:
     propensity: PropensityConfig = field(default_factory=PropensityConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     measure: MeasureConfig = field(default_factory=MeasureConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     response: ResponseConfig = field(default_factory=ResponseConfig)
     conf_dir: str = ""
 

@@ -1,0 +1,187 @@
+"""The monitor run's report: trends of realized quality over scoring dates, drift per input,
+calibration of the latest matured propensity scoring, and every figure in tables.
+
+Drawn from the run's rows of gold/model_monitoring only (a few per scoring date and feature).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+
+import matplotlib.pyplot as plt
+from pyspark.sql import SparkSession
+
+from precision_marketing import reports
+from precision_marketing.config import MonitorConfig
+from precision_marketing.monitor.transforms import OK, Row
+
+# Realized figures drawn as trends: (model, metrics on one chart, y label).
+TRENDS = (
+    ("propensity", ("roc_auc", "pr_auc"), "area under the curve"),
+    ("propensity", ("top_decile_lift",), "top-decile buy rate / overall"),
+    ("recommend", ("hit_rate", "recall_at_", "ndcg_at_"), "share / score"),
+    ("segment", ("migration_rate",), "share of customers changing segment"),
+)
+DRIFT = ("psi", "null_share_increase")
+STATUS_COLOURS = {"ok": "#4C72B0", "warn": "#DD8452", "refit": "#C44E52"}
+
+
+def _matches(metric: str, names: Sequence[str]) -> str | None:
+    return next((n for n in names if metric == n or (n.endswith("_") and metric.startswith(n))),
+                None)  # fmt: skip
+
+
+def trend_chart(rows: Sequence[Row]) -> bytes | None:
+    """One panel per TRENDS entry with data: the figure over scoring dates."""
+    panels = []
+    for model, names, label in TRENDS:
+        series: dict[str, list[tuple[date, float]]] = {}
+        for r in rows:
+            if (
+                r.model == model
+                and r.scored_as_of
+                and r.value is not None
+                and _matches(r.metric, names)
+            ):
+                series.setdefault(r.metric, []).append((r.scored_as_of, r.value))
+        if series:
+            panels.append((model, label, series))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.0 * len(panels)), squeeze=False)
+    for ax, (model, label, series) in zip(axes[:, 0], panels, strict=True):
+        for metric, points in sorted(series.items()):
+            points.sort()
+            ax.plot([d for d, _ in points], [v for _, v in points], marker="o", label=metric)
+        ax.set(title=f"{model}: realized, by scoring date", ylabel=label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.tick_params(axis="x", labelsize=8, rotation=30)
+    return reports.png(fig)
+
+
+def drift_chart(rows: Sequence[Row], cfg: MonitorConfig) -> bytes | None:
+    """PSI per input of each model, coloured by status, with the two thresholds."""
+    models = sorted({r.model for r in rows if r.metric == "psi"})
+    if not models:
+        return None
+    heights = [max(1, sum(r.model == m and r.metric == "psi" for r in rows)) for m in models]
+    fig, axes = plt.subplots(
+        len(models), 1, figsize=(8, 0.3 * sum(heights) + 1.6 * len(models)),
+        gridspec_kw={"height_ratios": heights}, squeeze=False,
+    )  # fmt: skip
+    for ax, model in zip(axes[:, 0], models, strict=True):
+        mine = sorted((r for r in rows if r.model == model and r.metric == "psi"),
+                      key=lambda r: r.feature or "", reverse=True)  # fmt: skip
+        ax.barh(
+            [r.feature or "" for r in mine], [r.value or 0.0 for r in mine],
+            color=[STATUS_COLOURS[r.status] for r in mine],
+        )  # fmt: skip
+        ax.axvline(cfg.psi_warn, color=STATUS_COLOURS["warn"], linestyle="--",
+                   label=f"warn {cfg.psi_warn}")  # fmt: skip
+        ax.axvline(cfg.psi_refit, color=STATUS_COLOURS["refit"], linestyle="--",
+                   label=f"refit {cfg.psi_refit}")  # fmt: skip
+        ax.set(title=f"{model}: PSI, training snapshot vs run date", xlabel="PSI")
+        ax.tick_params(axis="y", labelsize=8)
+        ax.legend(fontsize=8, loc="lower right")
+    return reports.png(fig)
+
+
+def calibration_chart(rows: Sequence[Row]) -> tuple[bytes, date] | None:
+    """Mean predicted against observed buy rate per decile, latest matured scoring."""
+    dates = [r.scored_as_of for r in rows if r.metric.startswith("observed_rate_d")]
+    latest = max((d for d in dates if d), default=None)
+    if latest is None:
+        return None
+    at = {r.metric: r.value for r in rows if r.model == "propensity" and r.scored_as_of == latest}
+    deciles = sorted(m.removeprefix("observed_rate_d") for m in at if m.startswith("observed_"))
+    points = [(at.get(f"mean_predicted_d{d}"), at[f"observed_rate_d{d}"]) for d in deciles]
+    shown = [(p, o) for p, o in points if p is not None and o is not None]
+    fig, ax = plt.subplots(figsize=(5.2, 5))
+    ax.plot([p for p, _ in shown], [o for _, o in shown], marker="o", label="deciles")
+    top = max([0.05, *(v for pair in shown for v in pair)]) * 1.05
+    ax.plot([0, top], [0, top], color="grey", linestyle=":", label="perfect")
+    ax.set(xlabel="mean predicted probability", ylabel="observed buy rate",
+           title=f"Calibration of the {latest} scoring")  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return reports.png(fig), latest
+
+
+def page(run_date: date, run_id: str, rows: Sequence[Row], unmeasured: Sequence[str],
+         cfg: MonitorConfig) -> reports.Page:  # fmt: skip
+    flagged = [r for r in rows if r.status != OK and r.metric != "model_status"]
+    statuses = {r.model: r.status for r in rows if r.metric == "model_status"}
+    facts = {
+        "run date": run_date.isoformat(),
+        "models": ", ".join(f"{m}: {s}" for m, s in sorted(statuses.items())) or "none",
+        "figures flagged": str(len(flagged)),
+        "thresholds": f"PSI warn {cfg.psi_warn} / refit {cfg.psi_refit}; null share warn "
+        f"+{cfg.null_share_warn} / refit +{cfg.null_share_refit}; ROC AUC below "
+        f"{cfg.min_roc_auc}; migration above {cfg.migration_warn}",
+        "run id": run_id,
+    }
+    realized = [r for r in rows if r.metric not in DRIFT and r.metric != "model_status"]
+    trend = trend_chart(realized)
+    sections = [
+        reports.Section(
+            "Realized quality of past scorings",
+            paragraphs=[f"Not measured: {u}." for u in unmeasured]
+            or ["Every model with a matured scoring was measured."],
+            figures=[reports.Figure("trends.png", "Realized figures by scoring date", trend)]
+            if trend
+            else [],
+            tables=[_table(r for r in realized if not _is_decile(r.metric))],
+        )
+    ]
+    calibration = calibration_chart(realized)
+    if calibration:
+        png, latest = calibration
+        sections.append(
+            reports.Section(
+                "Propensity calibration",
+                figures=[reports.Figure("calibration.png", f"Deciles of {latest}", png)],
+                tables=[
+                    _table(r for r in realized if _is_decile(r.metric) and r.scored_as_of == latest)
+                ],
+            )
+        )
+    drifted = [r for r in rows if r.metric in DRIFT]
+    drift = drift_chart(drifted, cfg)
+    sections.append(
+        reports.Section(
+            "Input drift: training snapshot vs run date",
+            paragraphs=[
+                f"PSI over {cfg.psi_bins} quantile bins of the training snapshot (empty bins "
+                f"count as "
+                f"{cfg.psi_epsilon}); nulls are left out of the bins and followed as the "
+                "increase in their share."
+            ],
+            figures=[reports.Figure("drift.png", "PSI per model input", drift)] if drift else [],
+            tables=[_table(drifted)],
+        )
+    )
+    return reports.Page(f"Model monitoring, {run_date.isoformat()}", facts, sections)
+
+
+def _is_decile(metric: str) -> bool:
+    return metric.startswith(("mean_predicted_d", "observed_rate_d"))
+
+
+def _table(rows: Iterable[Row]) -> reports.Table:
+    head = ["model", "model version", "scored as of", "metric", "feature", "value", "threshold",
+            "status"]  # fmt: skip
+    return reports.Table(
+        head,
+        [
+            [r.model, r.model_version, r.scored_as_of, r.metric, r.feature, r.value,
+             r.threshold, r.status]
+            for r in sorted(rows, key=lambda r: (r.model, str(r.scored_as_of), r.metric,
+                                                 r.feature or ""))
+        ],
+    )  # fmt: skip
+
+
+def write(spark: SparkSession, folder: str, page: reports.Page) -> str:
+    return reports.write(spark, folder, page)
