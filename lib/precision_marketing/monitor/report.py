@@ -7,14 +7,15 @@ Drawn from the run's rows of gold/model_monitoring only (a few per scoring date 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, timedelta
 
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 from pyspark.sql import SparkSession
 
 from precision_marketing import reports
 from precision_marketing.config import MonitorConfig
-from precision_marketing.monitor.transforms import OK, Row
+from precision_marketing.monitor.transforms import OK, Row, worst
 
 # Realized figures drawn as trends: (model, metrics on one chart, y label).
 TRENDS = (
@@ -24,6 +25,7 @@ TRENDS = (
     ("segment", ("migration_rate",), "share of customers changing segment"),
 )
 DRIFT = ("psi", "null_share_increase")
+MARKERS = ("o", "s", "^", "D")  # equal values of two figures stay visible
 STATUS_COLOURS = {"ok": "#4C72B0", "warn": "#DD8452", "refit": "#C44E52"}
 
 
@@ -49,14 +51,23 @@ def trend_chart(rows: Sequence[Row]) -> bytes | None:
             panels.append((model, label, series))
     if not panels:
         return None
+    dates = sorted({d for _, _, series in panels for points in series.values() for d, _ in points})
+    # A few days of margin: one scoring date alone would otherwise span years of axis.
+    margin = max(timedelta(days=2), (dates[-1] - dates[0]) / 20)
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.0 * len(panels)), squeeze=False)
     for ax, (model, label, series) in zip(axes[:, 0], panels, strict=True):
-        for metric, points in sorted(series.items()):
+        for (metric, points), marker in zip(sorted(series.items()), MARKERS, strict=False):
             points.sort()
-            ax.plot([d for d, _ in points], [v for _, v in points], marker="o", label=metric)
+            ax.plot([d for d, _ in points], [v for _, v in points], marker=marker, label=metric,
+                    markersize=8, markerfacecolor="none")  # fmt: skip
+        values = [v for points in series.values() for _, v in points]
+        # Shares and AUCs live in [0, 1]; lift from 0 up, 1 (no better than random) in view.
+        ax.set_ylim(0, max(1.0, max(values)) * 1.08)
+        ax.set_xlim(dates[0] - margin, dates[-1] + margin)
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
         ax.set(title=f"{model}: realized, by scoring date", ylabel=label)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.tick_params(axis="x", labelsize=8, rotation=30)
     return reports.png(fig)
 
@@ -84,11 +95,13 @@ def drift_chart(rows: Sequence[Row], cfg: MonitorConfig) -> bytes | None:
                    label=f"refit {cfg.psi_refit}")  # fmt: skip
         ax.set(title=f"{model}: PSI, training snapshot vs run date", xlabel="PSI")
         ax.tick_params(axis="y", labelsize=8)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return reports.png(fig)
 
 
-def calibration_chart(rows: Sequence[Row]) -> tuple[bytes, date] | None:
+def calibration_chart(
+    rows: Sequence[Row],
+) -> tuple[bytes, date, list[tuple[str, float, float]]] | None:
     """Mean predicted against observed buy rate per decile, latest matured scoring."""
     dates = [r.scored_as_of for r in rows if r.metric.startswith("observed_rate_d")]
     latest = max((d for d in dates if d), default=None)
@@ -96,17 +109,20 @@ def calibration_chart(rows: Sequence[Row]) -> tuple[bytes, date] | None:
         return None
     at = {r.metric: r.value for r in rows if r.model == "propensity" and r.scored_as_of == latest}
     deciles = sorted(m.removeprefix("observed_rate_d") for m in at if m.startswith("observed_"))
-    points = [(at.get(f"mean_predicted_d{d}"), at[f"observed_rate_d{d}"]) for d in deciles]
-    shown = [(p, o) for p, o in points if p is not None and o is not None]
+    points = [(d, at.get(f"mean_predicted_d{d}"), at[f"observed_rate_d{d}"]) for d in deciles]
+    shown = [(d, p, o) for d, p, o in points if p is not None and o is not None]
     fig, ax = plt.subplots(figsize=(5.2, 5))
-    ax.plot([p for p, _ in shown], [o for _, o in shown], marker="o", label="deciles")
-    top = max([0.05, *(v for pair in shown for v in pair)]) * 1.05
+    ax.scatter([p for _, p, _ in shown], [o for _, _, o in shown], label="deciles")
+    for decile, predicted, observed in shown:
+        ax.annotate(str(int(decile)), (predicted, observed), textcoords="offset points",
+                    xytext=(5, 4), fontsize=8)  # fmt: skip
+    top = max([0.05, *(v for _, p, o in shown for v in (p, o))]) * 1.05
     ax.plot([0, top], [0, top], color="grey", linestyle=":", label="perfect")
     ax.set(xlabel="mean predicted probability", ylabel="observed buy rate",
-           title=f"Calibration of the {latest} scoring")  # fmt: skip
+           title=f"Calibration of the {latest} scoring (labels: decile)")  # fmt: skip
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return reports.png(fig), latest
+    return reports.png(fig), latest, shown
 
 
 def page(run_date: date, run_id: str, rows: Sequence[Row], unmeasured: Sequence[str],
@@ -132,19 +148,24 @@ def page(run_date: date, run_id: str, rows: Sequence[Row], unmeasured: Sequence[
             figures=[reports.Figure("trends.png", "Realized figures by scoring date", trend)]
             if trend
             else [],
-            tables=[_table(r for r in realized if not _is_decile(r.metric))],
+            tables=[
+                _by_scoring(model, [r for r in realized if r.model == model])
+                for model in sorted({r.model for r in realized})
+            ],
         )
     ]
     calibration = calibration_chart(realized)
     if calibration:
-        png, latest = calibration
+        png, latest, shown = calibration
+        deciles = reports.Table(
+            ["decile", "mean predicted", "observed rate"],
+            [[int(d), p, o] for d, p, o in shown],
+        )
         sections.append(
             reports.Section(
                 "Propensity calibration",
                 figures=[reports.Figure("calibration.png", f"Deciles of {latest}", png)],
-                tables=[
-                    _table(r for r in realized if _is_decile(r.metric) and r.scored_as_of == latest)
-                ],
+                tables=[deciles],
             )
         )
     drifted = [r for r in rows if r.metric in DRIFT]
@@ -167,6 +188,29 @@ def page(run_date: date, run_id: str, rows: Sequence[Row], unmeasured: Sequence[
 
 def _is_decile(metric: str) -> bool:
     return metric.startswith(("mean_predicted_d", "observed_rate_d"))
+
+
+def _by_scoring(model: str, rows: Sequence[Row]) -> reports.Table:
+    """One row per scoring date of `model`, its figures as columns, the worst status last."""
+    metrics = sorted({r.metric for r in rows if not _is_decile(r.metric)})
+    scorings = sorted(
+        {(r.scored_as_of, r.model_version) for r in rows},
+        key=lambda s: (s[0] or date.min, s[1] or ""),
+    )
+    body = []
+    for scored, version in scorings:
+        mine = [r for r in rows if (r.scored_as_of, r.model_version) == (scored, version)]
+        value = {r.metric: r.value for r in mine}
+        body.append(
+            [
+                model,
+                version,
+                scored,
+                *(value.get(m) for m in metrics),
+                worst([r.status for r in mine]),
+            ]
+        )
+    return reports.Table(["model", "model version", "scored as of", *metrics, "status"], body)
 
 
 def _table(rows: Iterable[Row]) -> reports.Table:
