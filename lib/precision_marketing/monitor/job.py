@@ -172,10 +172,6 @@ def order_lines(ctx: JobContext) -> DataFrame:
     return tables.read_or_empty(ctx.spark, path, ORDER_LINES_SCHEMA)
 
 
-def has_rows(df: DataFrame) -> bool:
-    return df.limit(1).count() > 0
-
-
 # ------------------------------------------------------------------------------------------
 # Drift
 
@@ -211,12 +207,20 @@ def drift_rows(ctx: JobContext, name: str, unmeasured: list[str]) -> list[Row]:
     if fitted_on is None or features is None:
         unmeasured.append(f"{name} drift: no training snapshot known for {version}")
         return []
-    training = features.where(F.col("as_of_date") == F.lit(fitted_on)).drop("as_of_date")
-    current = features.where(F.col("as_of_date") == F.lit(ctx.run_date)).drop("as_of_date")
-    if not has_rows(training) or not has_rows(current):
-        missing = fitted_on if not has_rows(training) else ctx.run_date
+    wanted = {fitted_on, ctx.run_date}
+    present = {
+        r[0]
+        for r in features.where(F.col("as_of_date").isin(*wanted))
+        .select("as_of_date")
+        .distinct()
+        .collect()  # at most two dates
+    }
+    if present != wanted:
+        missing = ", ".join(str(d) for d in sorted(wanted - present))
         unmeasured.append(f"{name} drift: no gold/user_features snapshot for {missing}")
         return []
+    training = features.where(F.col("as_of_date") == F.lit(fitted_on)).drop("as_of_date")
+    current = features.where(F.col("as_of_date") == F.lit(ctx.run_date)).drop("as_of_date")
     training, inputs = model_inputs(ctx, name, training)
     current, _ = model_inputs(ctx, name, current)
     drifted = transforms.drift(training, current, inputs, cfg.psi_bins, cfg.psi_epsilon)
