@@ -33,45 +33,59 @@ RECS = f"als-{S:%Y%m%d}-cccccccc"
 
 
 # ------------------------------------------------------------------------------------------
-# PSI on two known distributions
+# PSI on known distributions
 
 
-def one_feature(spark: SparkSession, values: list[float | None]) -> DataFrame:
-    return spark.createDataFrame([(None if v is None else float(v),) for v in values], "x double")
+def columns(spark: SparkSession, **values: list[float | None]) -> DataFrame:
+    """Features as columns of equal length (None: a null)."""
+    names = list(values)
+    rows = [
+        tuple(None if v is None else float(v) for v in row)
+        for row in zip(*values.values(), strict=True)
+    ]
+    return spark.createDataFrame(rows, ", ".join(f"{n} double" for n in names))
 
 
-def drift_of(spark: SparkSession, training: list[float | None], current: list[float | None],
-             bins: int = 2, epsilon: float = 1e-4) -> dict[str, float | None]:  # fmt: skip
-    out = transforms.drift(
-        one_feature(spark, training), one_feature(spark, current), ["x"], bins, epsilon
-    ).collect()
-    assert len(out) == 1
-    return out[0].asDict()
-
-
-def test_psi_of_two_known_distributions(spark: SparkSession) -> None:
-    # Training 1..10 in 2 quantile bins: edge 5, shares (0.5, 0.5); current: 8 values <= 5
-    # and 2 above: shares (0.8, 0.2). PSI = 0.3 ln(1.6) - 0.3 ln(0.4) = 0.3 ln(4).
-    found = drift_of(spark, [float(v) for v in range(1, 11)], [1, 2, 3, 4, 5, 1, 2, 3, 9, 10])
-    assert found["psi"] == pytest.approx(0.3 * math.log(1.6) + (0.2 - 0.5) * math.log(0.4))
-    assert found["psi"] == pytest.approx(0.415888, abs=1e-6)
-    assert found["null_share_training"] == 0.0
-    assert found["null_share_current"] == 0.0
-
-
-def test_psi_gives_an_empty_bin_epsilon_and_leaves_nulls_to_the_null_share(
-    spark: SparkSession,
-) -> None:
-    # Training 1..4: edge 2, shares (0.5, 0.5). Current: every non-null value in the first
-    # bin; the second is empty and counts as 1e-4. Two of six current values are null.
-    found = drift_of(spark, [1, 2, 3, 4], [1, 1, 2, 2, None, None])
+def test_psi_of_known_distributions_in_one_pass(spark: SparkSession) -> None:
+    """Four features of ten rows each, judged together in 2 quantile bins."""
+    nulls: list[float | None] = [None] * 6
+    training = columns(
+        spark,
+        shifted=list(range(1, 11)),
+        emptied=[1, 2, 3, 4, *nulls],
+        same=list(range(1, 11)),
+        gone=list(range(1, 11)),
+    )
+    current = columns(
+        spark,
+        shifted=[1, 2, 3, 4, 5, 1, 2, 3, 9, 10],
+        emptied=[1, 1, 2, 2, *nulls],
+        same=list(range(10, 0, -1)),
+        gone=[None] * 10,
+    )
+    found = {
+        r["feature"]: r.asDict()
+        for r in transforms.drift(training, current, ["shifted", "emptied", "same", "gone"], 2,
+                                  1e-4).collect()
+    }  # fmt: skip
+    # shifted: training 1..10, edge 5, shares (0.5, 0.5); today 8 values <= 5 and 2 above:
+    # shares (0.8, 0.2). PSI = 0.3 ln(1.6) - 0.3 ln(0.4) = 0.3 ln(4).
+    assert found["shifted"]["psi"] == pytest.approx(0.3 * math.log(1.6) - 0.3 * math.log(0.4))
+    assert found["shifted"]["psi"] == pytest.approx(0.415888, abs=1e-6)
+    # emptied: training 1..4 (edge 2), shares (0.5, 0.5); today every non-null value is in the
+    # first bin, the second is empty and counts as epsilon = 1e-4.
     expected = (1 - 0.5) * math.log(1 / 0.5) + (1e-4 - 0.5) * math.log(1e-4 / 0.5)
-    assert found["psi"] == pytest.approx(expected)
-    assert found["psi"] == pytest.approx(4.604318, abs=1e-6)
-    assert found["null_share_current"] == pytest.approx(2 / 6)
-    # The same values give 0; a feature with no value today has no PSI.
-    assert drift_of(spark, [1, 2, 3, 4], [4, 3, 2, 1])["psi"] == 0.0
-    assert drift_of(spark, [1, 2, 3, 4], [None, None])["psi"] is None
+    assert found["emptied"]["psi"] == pytest.approx(expected)
+    assert found["emptied"]["psi"] == pytest.approx(4.604318, abs=1e-6)
+    # Nulls stay out of the bins and are followed as their share: 6 of 10 in both.
+    assert (found["emptied"]["null_share_training"], found["emptied"]["null_share_current"]) == (
+        0.6, 0.6
+    )  # fmt: skip
+    # The same values in another order give 0; a feature with no value today has no PSI.
+    assert found["same"]["psi"] == 0.0
+    assert found["gone"]["psi"] is None
+    assert (found["gone"]["null_share_training"], found["gone"]["null_share_current"]) == (0, 1)
+    assert found["shifted"]["null_share_current"] == 0.0
 
 
 # ------------------------------------------------------------------------------------------
