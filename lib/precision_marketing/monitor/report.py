@@ -6,14 +6,14 @@ Drawn from the run's rows of gold/model_monitoring only (a few per scoring date 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 from pyspark.sql import SparkSession
 
-from precision_marketing import reports
+from precision_marketing import models, reports
 from precision_marketing.config import MonitorConfig
 from precision_marketing.monitor.transforms import OK, Row, worst
 
@@ -89,9 +89,9 @@ def drift_chart(rows: Sequence[Row], cfg: MonitorConfig) -> bytes | None:
             [r.feature or "" for r in mine], [r.value or 0.0 for r in mine],
             color=[STATUS_COLOURS[r.status] for r in mine],
         )  # fmt: skip
-        ax.axvline(cfg.psi_warn, color=STATUS_COLOURS["warn"], linestyle="--",
+        ax.axvline(cfg.psi_warn, color=STATUS_COLOURS["warn"], linestyle="--", zorder=3,
                    label=f"warn {cfg.psi_warn}")  # fmt: skip
-        ax.axvline(cfg.psi_refit, color=STATUS_COLOURS["refit"], linestyle="--",
+        ax.axvline(cfg.psi_refit, color="black", linestyle="--", zorder=3,
                    label=f"refit {cfg.psi_refit}")  # fmt: skip
         ax.set(title=f"{model}: PSI, training snapshot vs run date", xlabel="PSI")
         ax.tick_params(axis="y", labelsize=8)
@@ -170,20 +170,48 @@ def page(run_date: date, run_id: str, rows: Sequence[Row], unmeasured: Sequence[
         )
     drifted = [r for r in rows if r.metric in DRIFT]
     drift = drift_chart(drifted, cfg)
+    fitted_today = sorted(
+        {f"{r.model} ({r.model_version})" for r in drifted if r.model_version
+         and models.as_of_of(r.model_version) == run_date}
+    )  # fmt: skip
+    notes = [
+        f"PSI over {cfg.psi_bins} quantile bins of the training snapshot (an empty bin counts "
+        f"as {cfg.psi_epsilon}); nulls are left out of the bins and followed as the increase "
+        "in their share."
+    ]
+    if fitted_today:
+        notes.append(
+            "Fitted on the run date's own snapshot, so no drift yet by construction: "
+            + ", ".join(fitted_today)
+            + "."
+        )
     sections.append(
         reports.Section(
             "Input drift: training snapshot vs run date",
-            paragraphs=[
-                f"PSI over {cfg.psi_bins} quantile bins of the training snapshot (empty bins "
-                f"count as "
-                f"{cfg.psi_epsilon}); nulls are left out of the bins and followed as the "
-                "increase in their share."
-            ],
+            paragraphs=notes,
             figures=[reports.Figure("drift.png", "PSI per model input", drift)] if drift else [],
-            tables=[_table(drifted)],
+            tables=[_drift_table(drifted)],
         )
     )
     return reports.Page(f"Model monitoring, {run_date.isoformat()}", facts, sections)
+
+
+def _drift_table(rows: Sequence[Row]) -> reports.Table:
+    """One row per model input: PSI and null-share increase, each with its status."""
+    keys = sorted({(r.model, r.model_version, r.feature or "") for r in rows})
+    found = {(r.model, r.model_version, r.feature or "", r.metric): r for r in rows}
+    body = []
+    for model, version, feature in keys:
+        psi = found.get((model, version, feature, "psi"))
+        nulls = found.get((model, version, feature, "null_share_increase"))
+        body.append(
+            [model, version, feature,
+             psi.value if psi else None, psi.status if psi else "",
+             nulls.value if nulls else None, nulls.status if nulls else ""]
+        )  # fmt: skip
+    head = ["model", "model version", "feature", "PSI", "PSI status", "null share increase",
+            "null status"]  # fmt: skip
+    return reports.Table(head, body)
 
 
 def _is_decile(metric: str) -> bool:
@@ -211,20 +239,6 @@ def _by_scoring(model: str, rows: Sequence[Row]) -> reports.Table:
             ]
         )
     return reports.Table(["model", "model version", "scored as of", *metrics, "status"], body)
-
-
-def _table(rows: Iterable[Row]) -> reports.Table:
-    head = ["model", "model version", "scored as of", "metric", "feature", "value", "threshold",
-            "status"]  # fmt: skip
-    return reports.Table(
-        head,
-        [
-            [r.model, r.model_version, r.scored_as_of, r.metric, r.feature, r.value,
-             r.threshold, r.status]
-            for r in sorted(rows, key=lambda r: (r.model, str(r.scored_as_of), r.metric,
-                                                 r.feature or ""))
-        ],
-    )  # fmt: skip
 
 
 def write(spark: SparkSession, folder: str, page: reports.Page) -> str:
