@@ -55,6 +55,8 @@ UPSTREAM: dict[str, list[str]] = {
     "publish": ["segment", "recommend", "propensity"],
     # Audiences and campaign runs, against silver order lines.
     "measure": ["publish"],
+    # Realized quality of past scorings and input drift; last, after everything is written.
+    "monitor": ["measure"],
 }
 # A data-quality stop is not transient: retrying validate would only fail again.
 NO_RETRY = {"validate"}
@@ -113,7 +115,7 @@ default_args: dict[str, Any] = {
 
 with DAG(
     dag_id="precision_marketing",
-    description="ingest -> validate -> silver -> features -> models -> publish -> measure",
+    description="ingest -> validate -> silver -> features -> models -> publish -> measure, monitor",
     schedule="@daily",
     start_date=datetime(2026, 1, 1),
     catchup=False,

@@ -32,6 +32,7 @@ JOBS = [
     "recommend",
     "publish",
     "measure",
+    "monitor",
 ]
 EDGES = {
     ("package", "ingest"),
@@ -45,6 +46,7 @@ EDGES = {
     ("recommend", "publish"),
     ("propensity", "publish"),
     ("publish", "measure"),
+    ("measure", "monitor"),
 }
 MASTER = "spark://127.0.0.1:7077"
 

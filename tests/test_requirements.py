@@ -67,6 +67,7 @@ def test_the_pipeline_runs_what_the_sources_allow(
         "propensity": "no_input",
         "publish": "no_input",
         "measure": "no_input",
+        "monitor": "succeeded",  # segments and recommendations to watch; no propensity
     }
     assert found["propensity"][1] == (
         "propensity needs silver/order_lines (purchases to label); it is empty: map a "
@@ -94,6 +95,7 @@ def test_the_summary_says_which_sources_each_step_ran_on(views_only: ViewsOnly) 
         ("propensity", "no_input", "needs silver/order_lines"),
         ("publish", "no_input", "needs silver/customers"),
         ("measure", "no_input", "needs activation/audiences"),
+        ("monitor", "succeeded", "on: events, catalog"),
     ]
 
 

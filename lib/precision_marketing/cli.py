@@ -136,6 +136,7 @@ STAGES: dict[str, Stage] = {
     "propensity": Stage("precision_marketing.propensity.job"),
     "publish": Stage("precision_marketing.publish.job"),
     "measure": Stage("precision_marketing.measure.job"),
+    "monitor": Stage("precision_marketing.monitor.job"),
     "simulate_response": Stage("precision_marketing.generate.response_job"),
     "pipeline": Stage("precision_marketing.pipeline", _pipeline_options),
 }

@@ -353,6 +353,33 @@ class MeasureConfig:
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
+class MonitorConfig:
+    """The monitor stage: realized quality of past scorings and drift of model inputs.
+
+    A drift figure at or above its `_warn` threshold logs a warning; at or above `_refit` it
+    marks the model for refit (status 'refit' in gold/model_monitoring, which retraining reads).
+    """
+
+    # Scorings at most this many days before the run date are (re-)measured on every run.
+    lookback_days: int
+    # Days after a served recommendation list in which a purchase counts; None: the
+    # propensity horizon, so both models are judged on the same window.
+    recommend_window_days: int | None
+    recommend_k: int  # recall@k and NDCG@k of the served lists
+    psi_bins: int  # quantile bins of the training snapshot
+    psi_epsilon: float  # share given to an empty bin, so ln(a / e) stays finite
+    psi_warn: float
+    psi_refit: float
+    # Increase of a feature's share of nulls from the training snapshot to the run date's.
+    null_share_warn: float
+    null_share_refit: float
+    # Realized ROC AUC of propensity below this: warn (0.5 is a coin).
+    min_roc_auc: float
+    # Share of customers changing segment between consecutive snapshots above this: warn.
+    migration_warn: float
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
 class ResponseConfig:
     """The simulate_response job: planted campaign response of the synthetic customers."""
 
@@ -381,6 +408,7 @@ class Config:
     propensity: PropensityConfig
     publish: PublishConfig
     measure: MeasureConfig
+    monitor: MonitorConfig
     response: ResponseConfig
     conf_dir: str
 

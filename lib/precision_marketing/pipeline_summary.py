@@ -66,6 +66,7 @@ OUTPUTS: tuple[Output, ...] = (
     Output("publish", Layer.ACTIVATION, "audiences"),
     Output("publish", Layer.ACTIVATION, "campaign_runs"),
     Output("measure", Layer.GOLD, "campaign_results"),
+    Output("monitor", Layer.GOLD, "model_monitoring"),
 )
 
 
@@ -209,6 +210,48 @@ def measure_metrics(spark: SparkSession, config: Config, run_date: date) -> list
     ]
 
 
+# gold/model_monitoring figures shown per model, latest scoring date first measured.
+MONITOR_SHOWN = {
+    "propensity": ("roc_auc", "top_decile_lift", "calibration_error"),
+    "recommend": ("hit_rate", "recall_at_", "ndcg_at_"),
+    "segment": ("migration_rate",),
+}
+
+
+def monitor_metrics(spark: SparkSession, config: Config, run_date: date) -> list[str]:
+    """Per model: its status, the latest realized figures and the largest input drift."""
+    monitoring = _table(spark, config, Layer.GOLD, "model_monitoring")
+    if monitoring is None:
+        return []
+    rows = (
+        at_run_date(monitoring, run_date)
+        .where(F.col("metric") != F.lit("base_rate"))
+        .select("model", "scored_as_of", "metric", "feature", "value", "status")
+        .where(~F.col("metric").rlike("_d[0-9]+$"))  # per-decile calibration rows
+        .collect()  # a few figures per model and scoring date, one pair per input
+    )
+    lines = []
+    for model, shown in MONITOR_SHOWN.items():
+        mine = [r for r in rows if r["model"] == model]
+        status = next((r["status"] for r in mine if r["metric"] == "model_status"), None)
+        if status is None:
+            continue
+        realized = [r for r in mine if r["metric"].startswith(shown) and r["value"] is not None]
+        latest = max((r["scored_as_of"] for r in realized), default=None)
+        parts = [
+            f"{r['metric']} {r['value']:.3f}"
+            for r in sorted(realized, key=lambda r: r["metric"])
+            if r["scored_as_of"] == latest
+        ]
+        text = f"{status}; " + (f"scored {latest}: " + ", ".join(parts) if parts else "")
+        psi = [r for r in mine if r["metric"] == "psi" and r["value"] is not None]
+        if psi:
+            top = max(psi, key=lambda r: r["value"])
+            text += ("; " if parts else "") + f"max PSI {top['value']:.3f} ({top['feature']})"
+        lines.append(f"{model}: {text.rstrip('; ')}")
+    return lines
+
+
 PP = "{:+.2%}"  # a difference of rates, shown in percent
 
 
@@ -222,6 +265,7 @@ METRICS: dict[str, Metric] = {
     "propensity": propensity_metrics,
     "publish": publish_metrics,
     "measure": measure_metrics,
+    "monitor": monitor_metrics,
 }
 
 

@@ -180,6 +180,17 @@ REQUIREMENTS: dict[str, Requirement] = {
         ),
         sources=("transactions",),
     ),
+    # Any scoring to monitor; each missing model (no recommendations on a transactions-only
+    # shop) and each figure not measurable yet is said in the log, not fatal.
+    "monitor": Requirement(
+        needs=(
+            (
+                Need(Layer.GOLD, "propensity", "scorings to monitor", Rows.UP_TO_RUN_DATE),
+                Need(Layer.GOLD, "recommendations", "scorings to monitor", Rows.UP_TO_RUN_DATE),
+                Need(Layer.GOLD, "segments", "scorings to monitor", Rows.UP_TO_RUN_DATE),
+            ),
+        ),
+    ),
 }
 
 

@@ -1,0 +1,1 @@
+"""Model monitoring: realized quality of past scorings and drift of model inputs."""
