@@ -38,6 +38,7 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from scipy.stats import norm
 
 from precision_marketing.config import Config
 from precision_marketing.io import tables
@@ -292,7 +293,9 @@ def test_overall_uplift_incremental_values_cost_and_roi(measured: dict) -> None:
     half = 1.959963984540054 * (0.25 / 8 + 0.24 / 5) ** 0.5
     assert r["conversion_uplift_ci_low"] == pytest.approx(0.1 - half)
     assert r["conversion_uplift_ci_high"] == pytest.approx(0.1 + half)
-    assert 0.0 < r["conversion_p_value"] < 1.0
+    # Two-proportion z-test, pooled rate 4 of 9: z = (1/6) / sqrt(4/9 x 5/9 x (1/6 + 1/3)).
+    z = (1 / 6) / (4 / 9 * 5 / 9 * (1 / 6 + 1 / 3)) ** 0.5
+    assert r["conversion_p_value"] == pytest.approx(2 * norm.sf(z))
     assert r["treatment_revenue_per_customer"] == pytest.approx(20.0)
     assert r["control_revenue_per_customer"] == pytest.approx(25 / 3)
     assert r["revenue_uplift_per_customer"] == pytest.approx(35 / 3)

@@ -9,6 +9,7 @@ it and runs again. The summary test reads the warehouse the real stages built on
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -29,6 +30,7 @@ from precision_marketing.config import Config, ConfigError
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.runtime import DataQualityError, JobContext, MissingInputError
+from precision_marketing.segment import job as segment_job
 from tests.pipeline_fixture import Warehouse, pipeline_warehouse
 from tests.support import RUN_DATE, make_config, run_stage
 
@@ -295,8 +297,29 @@ def test_summary_metrics_and_reports(spark: SparkSession, warehouse: Warehouse) 
     summary, config = warehouse.summary, warehouse.config
     profiles = tables.read(spark, tables.table_path(config, Layer.GOLD, "segment_profiles"))
     k = profiles.where(F.col("as_of_date") == F.lit(RUN_DATE)).count()
-    assert re.search(rf"^  segment: k={k}, silhouette 0\.\d{{3}}$", summary, re.M)
-    assert re.search(r"^  recommend: NDCG@3: als 0\.\d{4}, popular 0\.\d{4}", summary, re.M)
+    # The figures shown are the stored ones: the segment model's metadata and the recommend
+    # metrics of the run date (conf/test.yaml's eval_k ends at 3).
+    meta = json.loads(
+        (
+            Path(segment_job.model_dir(config, segment_job.model_version(config.segment, RUN_DATE)))
+            / "metadata.json"
+        ).read_text()
+    )
+    assert meta["params"]["k"] == k
+    assert f"\n  segment: k={k}, silhouette {meta['metrics']['silhouette']:.3f}\n" in summary
+    ndcg = {
+        r["model"]: r["value"]
+        for r in tables.read(spark, tables.table_path(config, Layer.OPS, "recommend_metrics"))
+        .where((F.col("as_of_date") == F.lit(RUN_DATE)) & (F.col("metric") == "ndcgAtK"))
+        .where(F.col("chosen") & (F.col("k") == 3))
+        .collect()
+    }
+    shown = re.search(r"^  recommend: NDCG@3: (.*)$", summary, re.M)
+    assert shown, summary
+    assert shown.group(1).startswith("als ")  # ALS first, then the others by name
+    assert dict(p.split(" ") for p in shown.group(1).split(", ")) == {
+        model: f"{value:.4f}" for model, value in ndcg.items()
+    }
     pages = dict(re.findall(r"^  (\w+): (\S+/index\.html)$", summary, re.M))
     assert {"validate", "segment", "recommend"} <= set(pages)
     for page in pages.values():

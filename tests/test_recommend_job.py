@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -133,11 +134,18 @@ def test_rules_metrics_model_and_report(spark: SparkSession, plain: dict) -> Non
     metrics = tables.read(spark, tables.table_path(config, Layer.OPS, "recommend_metrics"))
     version = model_version(config.recommend, fx.RUN_DATE)
     assert {r[0] for r in metrics.select("model_version").distinct().collect()} == {version}
-    als_ndcg = metrics.where(
-        (F.col("model") == "als") & (F.col("metric") == "ndcgAtK") & (F.col("k") == 3)
-    ).first()
-    assert als_ndcg is not None
-    assert 0.0 <= als_ndcg["value"] <= 1.0
+    at = {
+        (r["model"], r["metric"], r["k"]): r["value"]
+        for r in metrics.where(F.col("model").isin("als", "popular")).collect()
+    }
+    # Six taste customers judged, one held-out item each. ALS finds the taste groups: every
+    # held-out item is in its top 3 (the seeded fit ranks one first, four second, one third).
+    # The popular list finds two of them: one second, one third.
+    assert at[("als", "recallAtK", 3)] == pytest.approx(1.0)
+    assert at[("als", "precisionAtK", 1)] == pytest.approx(1 / 6)
+    assert at[("als", "ndcgAtK", 3)] == pytest.approx((1 + 4 / math.log2(3) + 1 / 2) / 6)
+    assert at[("popular", "recallAtK", 3)] == pytest.approx(2 / 6)
+    assert at[("popular", "ndcgAtK", 3)] == pytest.approx((1 / math.log2(3) + 1 / 2) / 6)
     # The blend's weights are chosen on the split's tuning metric (NDCG@3, k = top_n) from a
     # grid holding each component alone: never below its best component there.
     tuned = {
@@ -151,9 +159,14 @@ def test_rules_metrics_model_and_report(spark: SparkSession, plain: dict) -> Non
     weights = [run[f"blend_weight_{c}"] for c in components]
     assert sum(weights) == pytest.approx(1.0)
     # Only active items compete in the evaluation too, so coverage is a share of them.
-    coverage = metrics.where(F.col("metric") == "catalogCoverageAtK").collect()
-    assert coverage
-    assert all(0.0 < r["value"] <= 1.0 for r in coverage)
+    coverage = {
+        (r["model"], r["k"]): r["value"]
+        for r in metrics.where(F.col("metric") == "catalogCoverageAtK").collect()
+    }
+    # Nine active items (X9 is not): ALS's top 3 lists reach 8 of them, popular's 5.
+    assert coverage[("als", 3)] == pytest.approx(8 / 9)
+    assert coverage[("als", 1)] == pytest.approx(4 / 9)
+    assert coverage[("popular", 3)] == pytest.approx(5 / 9)
     model_dir = models_path(config, version)
     for part in ("als/metadata", "customer_ids", "item_ids", "params.json", "metrics.json"):
         assert files.exists(spark, f"{model_dir}/{part}"), part
