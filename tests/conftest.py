@@ -13,25 +13,6 @@ from tests.support import RUN_DATE, make_config, run_stage
 __all__ = ["RUN_DATE", "make_config", "run_stage", "spark"]
 
 
-# Modules sharing a warehouse built once per test process (pipeline_fixture,
-# real_shaped_fixture) run in the same xdist worker; every other module is its own group, so
-# its module-scoped fixtures are built once too.
-SHARED_WAREHOUSE = {
-    "test_generated_pipeline": "pipeline_warehouse",
-    "test_monitor": "pipeline_warehouse",
-    "test_notebooks": "pipeline_warehouse",
-    "test_pipeline_resume": "pipeline_warehouse",
-    "test_real_shaped": "real_shaped",
-    "test_requirements": "real_shaped",
-}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        module = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
-        item.add_marker(pytest.mark.xdist_group(SHARED_WAREHOUSE.get(module, module)))
-
-
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
     config = make_config(tmp_path_factory.mktemp("session"))

@@ -70,7 +70,7 @@ def kinds(tmp: Path) -> dict[str, tuple[list[str], dict[str, str], str]]:
             {},
             "pipeline: configuration error: pipeline.steps: unknown stage 'nosuch' (stages: "
             "generate, ingest, validate, silver, features, segment, recommend, propensity, "
-            "publish, measure, simulate_response) (see pipeline.steps in conf/base.yaml)",
+            "publish, measure, monitor, simulate_response) (see pipeline.steps in conf/base.yaml)",
         ),
         "unknown --from-step": (
             ["pipeline", "--env", "test", "--from-step", "nosuch"],

@@ -233,7 +233,7 @@ def test_unit_factors_and_neighbours(spark: SparkSession) -> None:
     assert unit == {1: pytest.approx([0.6, 0.8])}
     recs = spark.createDataFrame(
         [(1, [(1, 1.0), (3, 0.9), (2, 0.5)]), (2, [(3, 0.7), (2, 1.0), (1, 0.5)])],
-        "item_idx int, recommendations array<struct<customer_idx:int,rating:float>>",
+        "item_idx int, recommendations array<struct<item_idx:int,rating:float>>",
     )
     got = similar.factor_neighbours(recs, 2)
     assert_rows(got, [(1, 1, 3, 0.9), (1, 2, 2, 0.5), (2, 1, 3, 0.7), (2, 2, 1, 0.5)], rel=1e-6)
