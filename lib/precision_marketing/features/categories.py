@@ -69,7 +69,7 @@ def top(ranked: DataFrame, count: int) -> list[str]:
     chosen: list[str] = []
     suffixes: set[str] = set()
     # A few times `count` rows of the ranking: bounded by config, safe to collect.
-    for row in ranked.limit(4 * count).collect():
+    for row in ranked.limit(4 * count).collect():  # bounded by limit
         suffix = safe_name(row["category"])
         if suffix and suffix not in suffixes:
             chosen.append(row["category"])

@@ -77,6 +77,7 @@ def snapshot_dates_present(spark: SparkSession, path: str) -> set[date]:
     """as_of dates already in gold/user_features (one row per snapshot: bounded)."""
     if not tables.is_delta(spark, path):
         return set()
+    # One row per snapshot date.
     return {r[0] for r in tables.read(spark, path).select("as_of_date").distinct().collect()}
 
 

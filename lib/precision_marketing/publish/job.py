@@ -175,7 +175,7 @@ def group_sizes(audiences: DataFrame) -> dict[tuple[str, str], int]:
     rows = (
         audiences.groupBy("campaign_id", F.coalesce(F.col("group"), F.lit("excluded")).alias("g"))
         .count()
-        .collect()
+        .collect()  # bounded: campaigns x groups
     )
     return {(r["campaign_id"], r["g"]): int(r["count"]) for r in rows}
 

@@ -139,7 +139,7 @@ def pin_inputs(spark: SparkSession, config: Config, run_date: date) -> dict[str,
     # One Spark job for all tables; bounded: one row per gold table.
     latest = {
         r["table"]: r["as_of_date"]
-        for r in reduce(DataFrame.unionByName, latest_per_table).collect()
+        for r in reduce(DataFrame.unionByName, latest_per_table).collect()  # per input table
     }
     pins = {key: InputPin(versions[key]) for key in SOURCES}
     for key in snapshots:
