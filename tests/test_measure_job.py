@@ -32,38 +32,36 @@ first, K3 of the second. `summer` ends 07-10 (not over); `winter` ended 03-01, b
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 from scipy.stats import norm
 
 from precision_marketing.config import Config
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.measure import transforms
+from precision_marketing.schemas import activation, silver
+from precision_marketing.schemas.project import project
 from tests.support import make_config, run_stage
 
 RUN_DATE = date(2026, 6, 30)
 
-AUDIENCES_SCHEMA = (
-    "campaign_id string, run_id string, run_date date, customer_id string, channel string, "
-    "group string, excluded_reason string, segment_name string, rfm_segment string, "
-    "propensity_decile int, expected_value double, contact_cost double"
-)
-CAMPAIGN_RUNS_SCHEMA = (
-    "campaign_id string, run_id string, run_date date, channel string, start_date date, "
-    "end_date date, cost_per_contact double, holdout_share double, budget double, "
-    "treatment_size long, control_size long, excluded_size long, manifest string"
-)
-ORDER_LINES_SCHEMA = (
-    "order_id string, line_no int, customer_id string, item_id string, quantity int, "
-    "refunded_quantity int, net_quantity int, unit_price double, discount double, "
-    "gross_amount double, net_amount double, currency string, order_ts timestamp, "
-    "order_date date, refunded_at timestamp, channel string, store_id string, status string"
-)
+# The fixture's columns of the layers' declared schemas (schemas/activation.py, silver.py).
+AUDIENCES_SCHEMA = project(
+    activation.AUDIENCES,
+    "campaign_id", "run_id", "run_date", "customer_id", "channel", "group", "excluded_reason",
+    "segment_name", "rfm_segment", "propensity_decile", "expected_value", "contact_cost",
+)  # fmt: skip
+ORDER_LINES_SCHEMA = project(
+    silver.ORDER_LINES,
+    "order_id", "line_no", "customer_id", "item_id", "quantity", "refunded_quantity",
+    "net_quantity", "unit_price", "discount", "gross_amount", "net_amount", "currency",
+    "order_ts", "order_date", "refunded_at", "channel", "store_id", "status",
+)  # fmt: skip
 
 
 def d(month: int, day: int) -> date:
@@ -129,7 +127,22 @@ def audiences() -> list[tuple]:
 
 def campaign_runs() -> list[tuple]:
     def run(campaign: str, run_id: str, run_date: date, start: date, end: date) -> tuple:
-        return (campaign, run_id, run_date, "email", start, end, 0.5, 0.3, None, 5, 3, 1, "{}")
+        return (
+            campaign,
+            run_id,
+            run_date,
+            "email",
+            start,
+            end,
+            0.5,
+            0.3,
+            None,
+            None,
+            5,
+            3,
+            1,
+            "{}",
+        )
 
     return [
         run("spring", "pub-0601", d(6, 1), d(6, 1), d(6, 14)),
@@ -152,7 +165,7 @@ def line(
 ) -> tuple:
     gross = quantity * price
     net = round(gross * net_quantity / quantity, 2)
-    ts = f"{day.isoformat()} 12:00:00"
+    ts = datetime(day.year, day.month, day.day, 12)
     return (
         order,
         1,
@@ -193,16 +206,12 @@ def order_lines() -> list[tuple]:
 
 
 def write_fixture(spark: SparkSession, config: Config) -> None:
-    def write(layer: Layer, name: str, rows: list[tuple], schema: str) -> None:
-        df = spark.createDataFrame(rows, schema)
-        if "order_ts" in df.columns:
-            df = df.withColumn("order_ts", F.to_timestamp("order_ts"))
-        tables.append(df, tables.table_path(config, layer, name))
+    def write(layer: Layer, name: str, rows: list[tuple], schema: StructType) -> None:
+        tables.append(spark.createDataFrame(rows, schema), tables.table_path(config, layer, name))
 
     write(Layer.ACTIVATION, "audiences", audiences(), AUDIENCES_SCHEMA)
-    write(Layer.ACTIVATION, "campaign_runs", campaign_runs(), CAMPAIGN_RUNS_SCHEMA)
-    order_schema = ORDER_LINES_SCHEMA.replace("order_ts timestamp", "order_ts string")
-    write(Layer.SILVER, "order_lines", order_lines(), order_schema)
+    write(Layer.ACTIVATION, "campaign_runs", campaign_runs(), activation.CAMPAIGN_RUNS)
+    write(Layer.SILVER, "order_lines", order_lines(), ORDER_LINES_SCHEMA)
 
 
 def results(spark: SparkSession, config: Config) -> list[dict[str, Any]]:
@@ -334,7 +343,7 @@ def test_rerun_replaces_the_run_dates_rows_and_keeps_other_days(measured: dict) 
 
 
 def test_ended_runs_respect_the_lookback(spark: SparkSession) -> None:
-    runs = spark.createDataFrame(campaign_runs(), CAMPAIGN_RUNS_SCHEMA)
+    runs = spark.createDataFrame(campaign_runs(), activation.CAMPAIGN_RUNS)
 
     def ended(as_of: date, lookback: int | None) -> list[str]:
         found = transforms.ended_runs(runs, as_of, lookback).select("run_id").collect()

@@ -14,7 +14,8 @@ from pyspark.sql import functions as F
 
 from precision_marketing import definitions
 from precision_marketing.measure import stats
-from precision_marketing.schemas.gold import CAMPAIGN_RESULTS_COLUMNS as RESULT_COLUMNS
+from precision_marketing.schemas.gold import CAMPAIGN_RESULTS
+from precision_marketing.schemas.project import conform
 
 TREATMENT = "treatment"
 CONTROL = "control"
@@ -210,4 +211,4 @@ def results(
         stats.roi(incremental_revenue, gross_margin, c("campaign_cost")).alias("roi"),
         F.lit(measure_run_id).alias("measure_run_id"),
     )
-    return out.select(*(c(name).cast(dtype).alias(name) for name, dtype in RESULT_COLUMNS))
+    return conform(out, CAMPAIGN_RESULTS)

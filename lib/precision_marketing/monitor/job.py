@@ -22,7 +22,6 @@ from datetime import date
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DateType, DoubleType, StringType, StructField, StructType
 
 from precision_marketing import models
 from precision_marketing.config import Config
@@ -35,38 +34,27 @@ from precision_marketing.propensity import model as propensity_model
 from precision_marketing.propensity.transforms import with_history_days
 from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, step
+from precision_marketing.schemas import gold, silver
+from precision_marketing.schemas.project import project
 
 log = logging.getLogger(__name__)
 
 MONITORING = "model_monitoring"
-# The model registry's retraining reads the latest `status` per `model` from this table:
-# keep these column names.
-SCHEMA = StructType(
-    [
-        StructField("as_of_date", DateType(), False),  # the monitor run date
-        StructField("model", StringType(), False),  # segment | recommend | propensity
-        StructField("model_version", StringType(), True),
-        StructField("scored_as_of", DateType(), True),  # the scoring (or snapshot) judged
-        StructField("metric", StringType(), False),
-        StructField("feature", StringType(), True),  # drift rows: the model input
-        StructField("value", DoubleType(), True),
-        StructField("threshold", DoubleType(), True),
-        StructField("status", StringType(), False),  # ok | warn | refit
-        StructField("run_id", StringType(), False),
-    ]
-)
+SCHEMA = gold.MODEL_MONITORING
 MODEL_STATUS = "model_status"  # one row per model: its worst status of the run
 
 # The gold table each model's scorings live in.
 SCORES = {"segment": "segments", "recommend": "recommendations", "propensity": "propensity"}
-ORDER_LINES_SCHEMA = (
-    "order_id string, line_no int, customer_id string, item_id string, order_ts timestamp, "
-    "order_date date, status string, net_quantity int, net_amount double"
-)
-MIGRATIONS_SCHEMA = (
-    "as_of_date date, model_version string, previous_as_of_date date, "
-    "from_segment_id int, to_segment_id int, customers long"
-)
+ORDER_LINES_SCHEMA = project(
+    silver.ORDER_LINES,
+    "order_id", "line_no", "customer_id", "item_id", "order_ts", "order_date", "status",
+    "net_quantity", "net_amount",
+)  # fmt: skip
+MIGRATIONS_SCHEMA = project(
+    gold.SEGMENT_MIGRATIONS,
+    "as_of_date", "model_version", "previous_as_of_date", "from_segment_id", "to_segment_id",
+    "customers",
+)  # fmt: skip
 
 
 @dataclass
@@ -167,6 +155,25 @@ def scoring_versions(scores: DataFrame, run_date: date) -> dict[date, str]:
     return {r["as_of_date"]: r["model_version"] for r in rows}
 
 
+def matured_scorings(
+    ctx: JobContext, model: str, table: str, window: int, unmeasured: list[str]
+) -> tuple[DataFrame, dict[date, str], list[date]] | None:
+    """gold/<table>, its scoring versions and the dates whose `window`-day outcome has ended;
+    None (with the reason in `unmeasured`) when there is nothing to judge yet."""
+    scores = _read(ctx.spark, ctx.config, Layer.GOLD, table)
+    if scores is None:
+        unmeasured.append(f"{model}: no gold/{table} (no {model} stage ran)")
+        return None
+    versions = scoring_versions(scores, ctx.run_date)
+    dates = transforms.matured(
+        list(versions), ctx.run_date, window, ctx.config.monitor.lookback_days
+    )
+    if not dates:
+        unmeasured.append(_not_yet(model, versions, window))
+        return None
+    return scores, versions, dates
+
+
 def order_lines(ctx: JobContext) -> DataFrame:
     path = tables.table_path(ctx.config, Layer.SILVER, "order_lines")
     return tables.read_or_empty(ctx.spark, path, ORDER_LINES_SCHEMA)
@@ -250,17 +257,11 @@ def _judged(model: str, version: str, as_of: date, metric: str, value: float | N
 
 
 def propensity_rows(ctx: JobContext, unmeasured: list[str]) -> list[Row]:
-    spark, config, cfg = ctx.spark, ctx.config, ctx.config.monitor
-    horizon = config.propensity.horizon_days
-    scores = _read(spark, config, Layer.GOLD, "propensity")
-    if scores is None:
-        unmeasured.append("propensity: no gold/propensity")
+    cfg, horizon = ctx.config.monitor, ctx.config.propensity.horizon_days
+    found = matured_scorings(ctx, "propensity", "propensity", horizon, unmeasured)
+    if found is None:
         return []
-    versions = scoring_versions(scores, ctx.run_date)
-    dates = transforms.matured(list(versions), ctx.run_date, horizon, cfg.lookback_days)
-    if not dates:
-        unmeasured.append(_not_yet("propensity", versions, horizon))
-        return []
+    scores, versions, dates = found
     lines = order_lines(ctx)
     rows = []
     for as_of in dates:
@@ -291,17 +292,12 @@ def propensity_rows(ctx: JobContext, unmeasured: list[str]) -> list[Row]:
 
 
 def recommend_rows(ctx: JobContext, unmeasured: list[str]) -> list[Row]:
-    spark, config, cfg = ctx.spark, ctx.config, ctx.config.monitor
-    window = cfg.recommend_window_days or config.propensity.horizon_days
-    served = _read(spark, config, Layer.GOLD, "recommendations")
-    if served is None:
-        unmeasured.append("recommend: no gold/recommendations (no recommend stage ran)")
+    cfg = ctx.config.monitor
+    window = cfg.recommend_window_days or ctx.config.propensity.horizon_days
+    found = matured_scorings(ctx, "recommend", "recommendations", window, unmeasured)
+    if found is None:
         return []
-    versions = scoring_versions(served, ctx.run_date)
-    dates = transforms.matured(list(versions), ctx.run_date, window, cfg.lookback_days)
-    if not dates:
-        unmeasured.append(_not_yet("recommend", versions, window))
-        return []
+    served, versions, dates = found
     lines = order_lines(ctx)
     rows = []
     for as_of in dates:

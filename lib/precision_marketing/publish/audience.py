@@ -10,8 +10,8 @@ from pyspark.sql import functions as F
 
 from precision_marketing.features.transforms import safe_name
 from precision_marketing.publish.campaigns import AudienceRule, Campaign
+from precision_marketing.schemas.activation import REC_SLOTS
 
-REC_SLOTS = 3  # recommended items carried per audience row (rec_item_1..3, rec_title_1..3)
 CONSENT_COLUMNS = ("consent_email", "consent_sms", "consent_push")
 ALL_CHANNELS = "*"  # a suppression without a channel
 # 15 hex digits of SHA-256 = 60 bits: a long, and uniform over [0, 16**15).

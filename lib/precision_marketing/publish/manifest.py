@@ -28,9 +28,11 @@ from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.publish import audience, policy
 from precision_marketing.publish.campaigns import Campaign
+from precision_marketing.schemas.activation import AUDIENCES
 from precision_marketing.schemas.activation import CONTACT_HISTORY as CONTACT_HISTORY_SCHEMA
 from precision_marketing.schemas.activation import SUPPRESSION as SUPPRESSION_SCHEMA
 from precision_marketing.schemas.gold import PROPENSITY_READ, RECOMMENDATIONS_READ, SEGMENTS_READ
+from precision_marketing.schemas.project import conform
 
 CONTACT_HISTORY = "contact_history"
 SUPPRESSION = "suppression"
@@ -186,24 +188,6 @@ def read_pinned(spark: SparkSession, config: Config, key: str, pin: InputPin) ->
     return df
 
 
-AUDIENCE_COLUMNS = [
-    "campaign_id",
-    "run_id",
-    "run_date",
-    "customer_id",
-    "channel",
-    "group",
-    "excluded_reason",
-    *audience.rec_columns(),
-    "segment_id",
-    "segment_name",
-    "rfm_segment",
-    "propensity_decile",
-    "expected_value",
-    "contact_cost",
-]
-
-
 def build_audiences(spark: SparkSession, config: Config, manifest: Manifest) -> DataFrame:
     """Every matched customer of every campaign of the run, with group or excluded reason.
 
@@ -268,13 +252,14 @@ def build_audiences(spark: SparkSession, config: Config, manifest: Manifest) -> 
 
 
 def _audience_rows(selected: DataFrame, campaign: Campaign, manifest: Manifest) -> DataFrame:
-    return selected.withColumns(
+    rows = selected.withColumns(
         {
             "run_id": F.lit(manifest.run_id),
             "run_date": F.lit(manifest.day()),
             "channel": F.lit(campaign.channel),
         }
-    ).select(*AUDIENCE_COLUMNS)
+    )
+    return conform(rows, AUDIENCES)
 
 
 def rebuild_audience(spark: SparkSession, config: Config, manifest: Manifest | str) -> DataFrame:

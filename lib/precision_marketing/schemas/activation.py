@@ -15,6 +15,28 @@ from pyspark.sql.types import (
 
 from precision_marketing.schemas.project import project
 
+REC_SLOTS = 3  # recommended items carried per audience row (rec_item_1..3, rec_title_1..3)
+
+AUDIENCES = StructType(
+    [
+        StructField("campaign_id", StringType(), True),
+        StructField("run_id", StringType(), True),
+        StructField("run_date", DateType(), True),
+        StructField("customer_id", StringType(), True),
+        StructField("channel", StringType(), True),
+        StructField("group", StringType(), True),  # treatment | control | excluded
+        StructField("excluded_reason", StringType(), True),
+        *(StructField(f"rec_item_{n}", StringType(), True) for n in range(1, REC_SLOTS + 1)),
+        *(StructField(f"rec_title_{n}", StringType(), True) for n in range(1, REC_SLOTS + 1)),
+        StructField("segment_id", IntegerType(), True),
+        StructField("segment_name", StringType(), True),
+        StructField("rfm_segment", StringType(), True),
+        StructField("propensity_decile", IntegerType(), True),
+        StructField("expected_value", DoubleType(), True),
+        StructField("contact_cost", DoubleType(), True),
+    ]
+)
+
 CAMPAIGN_RUNS = StructType(
     [
         StructField("campaign_id", StringType(), False),
@@ -54,9 +76,8 @@ SUPPRESSION = StructType(
 )
 
 # What measure and the response simulator read of audiences and campaign runs.
-AUDIENCES_READ = (
-    "campaign_id string, run_id string, customer_id string, group string, "
-    "segment_name string, propensity_decile int"
+AUDIENCES_READ = project(
+    AUDIENCES, "campaign_id", "run_id", "customer_id", "group", "segment_name", "propensity_decile"
 )
 CAMPAIGN_RUNS_READ = project(
     CAMPAIGN_RUNS,
@@ -68,3 +89,10 @@ CAMPAIGN_RUNS_READ = project(
     "end_date",
     "cost_per_contact",
 )
+
+TABLES = {
+    "audiences": AUDIENCES,
+    "campaign_runs": CAMPAIGN_RUNS,
+    "contact_history": CONTACT_HISTORY,
+    "suppression": SUPPRESSION,
+}

@@ -83,47 +83,100 @@ SEGMENT_PROFILES = StructType(
     ]
 )
 
-CAMPAIGN_RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("as_of_date", "date"),
-    ("campaign_id", "string"),
-    ("channel", "string"),
-    ("start_date", "date"),
-    ("end_date", "date"),
-    ("publish_runs", "long"),
-    ("breakdown", "string"),
-    ("breakdown_value", "string"),
-    ("treatment_customers", "long"),
-    ("control_customers", "long"),
-    ("treatment_conversions", "long"),
-    ("control_conversions", "long"),
-    ("treatment_conversion_rate", "double"),
-    ("control_conversion_rate", "double"),
-    ("treatment_revenue", "double"),
-    ("control_revenue", "double"),
-    ("treatment_revenue_per_customer", "double"),
-    ("control_revenue_per_customer", "double"),
-    ("conversion_uplift", "double"),
-    ("conversion_uplift_ci_low", "double"),
-    ("conversion_uplift_ci_high", "double"),
-    ("conversion_z", "double"),
-    ("conversion_p_value", "double"),
-    ("relative_uplift", "double"),
-    ("relative_uplift_ci_low", "double"),
-    ("relative_uplift_ci_high", "double"),
-    ("revenue_uplift_per_customer", "double"),
-    ("revenue_uplift_ci_low", "double"),
-    ("revenue_uplift_ci_high", "double"),
-    ("revenue_t", "double"),
-    ("revenue_df", "double"),
-    ("revenue_p_value", "double"),
-    ("incremental_conversions", "double"),
-    ("incremental_revenue", "double"),
-    ("treatment_contacts", "long"),
-    ("cost_per_contact", "double"),
-    ("campaign_cost", "double"),
-    ("gross_margin", "double"),
-    ("roi", "double"),
-    ("measure_run_id", "string"),
+SEGMENT_MIGRATIONS = StructType(
+    [
+        StructField("as_of_date", DateType(), True),
+        StructField("model_version", StringType(), True),
+        StructField("previous_as_of_date", DateType(), True),
+        StructField("previous_model_version", StringType(), True),
+        StructField("from_segment_id", IntegerType(), True),
+        StructField("to_segment_id", IntegerType(), True),
+        StructField("customers", LongType(), True),
+    ]
+)
+
+SIMILAR_ITEMS = StructType(
+    [
+        StructField("item_id", StringType(), True),
+        StructField("rank", IntegerType(), True),
+        StructField("similar_item_id", StringType(), True),
+        StructField("score", DoubleType(), True),
+        StructField("source", StringType(), True),  # als | content
+        StructField("model_version", StringType(), True),
+        StructField("as_of_date", DateType(), True),
+    ]
+)
+
+ASSOCIATION_RULES = StructType(
+    [
+        StructField("antecedent", ArrayType(StringType(), True), True),
+        StructField("consequent", StringType(), True),
+        StructField("support", DoubleType(), True),
+        StructField("confidence", DoubleType(), True),
+        StructField("lift", DoubleType(), True),
+        StructField("as_of_date", DateType(), True),
+    ]
+)
+
+# The model registry's retraining reads the latest `status` per `model`: keep these names.
+MODEL_MONITORING = StructType(
+    [
+        StructField("as_of_date", DateType(), False),  # the monitor run date
+        StructField("model", StringType(), False),  # segment | recommend | propensity
+        StructField("model_version", StringType(), True),
+        StructField("scored_as_of", DateType(), True),  # the scoring (or snapshot) judged
+        StructField("metric", StringType(), False),
+        StructField("feature", StringType(), True),  # drift rows: the model input
+        StructField("value", DoubleType(), True),
+        StructField("threshold", DoubleType(), True),
+        StructField("status", StringType(), False),  # ok | warn | refit
+        StructField("run_id", StringType(), False),
+    ]
+)
+
+CAMPAIGN_RESULTS = StructType(
+    [
+        StructField("as_of_date", DateType(), True),
+        StructField("campaign_id", StringType(), True),
+        StructField("channel", StringType(), True),
+        StructField("start_date", DateType(), True),
+        StructField("end_date", DateType(), True),
+        StructField("publish_runs", LongType(), True),
+        StructField("breakdown", StringType(), True),
+        StructField("breakdown_value", StringType(), True),
+        StructField("treatment_customers", LongType(), True),
+        StructField("control_customers", LongType(), True),
+        StructField("treatment_conversions", LongType(), True),
+        StructField("control_conversions", LongType(), True),
+        StructField("treatment_conversion_rate", DoubleType(), True),
+        StructField("control_conversion_rate", DoubleType(), True),
+        StructField("treatment_revenue", DoubleType(), True),
+        StructField("control_revenue", DoubleType(), True),
+        StructField("treatment_revenue_per_customer", DoubleType(), True),
+        StructField("control_revenue_per_customer", DoubleType(), True),
+        StructField("conversion_uplift", DoubleType(), True),
+        StructField("conversion_uplift_ci_low", DoubleType(), True),
+        StructField("conversion_uplift_ci_high", DoubleType(), True),
+        StructField("conversion_z", DoubleType(), True),
+        StructField("conversion_p_value", DoubleType(), True),
+        StructField("relative_uplift", DoubleType(), True),
+        StructField("relative_uplift_ci_low", DoubleType(), True),
+        StructField("relative_uplift_ci_high", DoubleType(), True),
+        StructField("revenue_uplift_per_customer", DoubleType(), True),
+        StructField("revenue_uplift_ci_low", DoubleType(), True),
+        StructField("revenue_uplift_ci_high", DoubleType(), True),
+        StructField("revenue_t", DoubleType(), True),
+        StructField("revenue_df", DoubleType(), True),
+        StructField("revenue_p_value", DoubleType(), True),
+        StructField("incremental_conversions", DoubleType(), True),
+        StructField("incremental_revenue", DoubleType(), True),
+        StructField("treatment_contacts", LongType(), True),
+        StructField("cost_per_contact", DoubleType(), True),
+        StructField("campaign_cost", DoubleType(), True),
+        StructField("gross_margin", DoubleType(), True),
+        StructField("roi", DoubleType(), True),
+        StructField("measure_run_id", StringType(), True),
+    ]
 )
 
 # What publish (audience.customer_base) reads of the optional gold tables, when one has no
@@ -131,3 +184,17 @@ CAMPAIGN_RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
 SEGMENTS_READ = project(SEGMENTS, "customer_id", "segment_id", "segment_name")
 RECOMMENDATIONS_READ = project(RECOMMENDATIONS, "customer_id", "item_id", "rank")
 PROPENSITY_READ = project(PROPENSITY, "customer_id", "decile", "expected_value")
+
+# Every gold table but user_features (its columns follow the chosen categories) and the
+# recommend id maps (recommend.job.id_map_schema).
+TABLES = {
+    "segments": SEGMENTS,
+    "segment_profiles": SEGMENT_PROFILES,
+    "segment_migrations": SEGMENT_MIGRATIONS,
+    "recommendations": RECOMMENDATIONS,
+    "similar_items": SIMILAR_ITEMS,
+    "rules": ASSOCIATION_RULES,
+    "propensity": PROPENSITY,
+    "campaign_results": CAMPAIGN_RESULTS,
+    "model_monitoring": MODEL_MONITORING,
+}

@@ -27,7 +27,8 @@ from precision_marketing.io import files, tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, Persisted, step
-from precision_marketing.schemas.gold import SEGMENT_PROFILES as PROFILE_SCHEMA
+from precision_marketing.schemas import gold
+from precision_marketing.schemas.project import conform
 from precision_marketing.segment import model, naming, profiles, report
 
 log = logging.getLogger(__name__)
@@ -311,7 +312,7 @@ def _write_outputs(
             F.lit(as_of).alias("as_of_date"),
         )
         path = tables.table_path(config, Layer.GOLD, SEGMENTS)
-        tables.replace_where(rows, path, where, partition_by=["as_of_date"])
+        tables.replace_where(conform(rows, gold.SEGMENTS), path, where, partition_by=["as_of_date"])
         s.rows(rows=tables.last_commit(spark, path).rows("numOutputRows"))
     with step(log, f"segment write {PROFILES}") as s:
         profile_rows = [
@@ -330,7 +331,9 @@ def _write_outputs(
             for seg in segments
         ]
         path = tables.table_path(config, Layer.GOLD, PROFILES)
-        tables.replace_where(spark.createDataFrame(profile_rows, PROFILE_SCHEMA), path, where)
+        tables.replace_where(
+            spark.createDataFrame(profile_rows, gold.SEGMENT_PROFILES), path, where
+        )
         s.rows(rows=len(profile_rows))
     with step(log, f"segment write {MIGRATIONS}") as s:
         segments_path = tables.table_path(config, Layer.GOLD, SEGMENTS)
@@ -352,7 +355,7 @@ def _write_outputs(
                 F.col("customers").cast("long"),
             )
             path = tables.table_path(config, Layer.GOLD, MIGRATIONS)
-            tables.replace_where(moves, path, where)
+            tables.replace_where(conform(moves, gold.SEGMENT_MIGRATIONS), path, where)
             s.rows(rows=tables.last_commit(spark, path).rows("numOutputRows"))
     return assigned
 
