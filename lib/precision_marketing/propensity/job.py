@@ -42,7 +42,9 @@ from precision_marketing.propensity.transforms import (
 )
 from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, Persisted, step
+from precision_marketing.schemas import gold
 from precision_marketing.schemas.ops import PROPENSITY_METRICS as METRICS_SCHEMA
+from precision_marketing.schemas.project import conform
 
 log = logging.getLogger(__name__)
 
@@ -487,7 +489,9 @@ def write_scores(r: Run, inputs: Inputs, fitted: Scorers, version: str) -> None:
             F.lit(version).alias("model_version"),
         )
         path = tables.table_path(config, Layer.GOLD, PROPENSITY)
-        tables.replace_where(out, path, f"as_of_date = '{as_of}'", partition_by=["as_of_date"])
+        tables.replace_where(
+            conform(out, gold.PROPENSITY), path, f"as_of_date = '{as_of}'", ["as_of_date"]
+        )
         s.rows(rows=tables.last_commit(spark, path).rows("numOutputRows"))
 
 

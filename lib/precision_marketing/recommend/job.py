@@ -48,7 +48,9 @@ from precision_marketing.recommend.interactions import (
 )
 from precision_marketing.requirements import require
 from precision_marketing.runtime import JobContext, step
+from precision_marketing.schemas import gold
 from precision_marketing.schemas.ops import RECOMMEND_METRICS as METRICS_SCHEMA
+from precision_marketing.schemas.project import conform
 
 log = logging.getLogger(__name__)
 
@@ -758,7 +760,9 @@ def write_recommendations(r: Run, model: ALSModel, weights: blend.Weights | None
             F.lit(as_of).alias("as_of_date"),
         )
         path = tables.table_path(r.ctx.config, Layer.GOLD, RECOMMENDATIONS)
-        tables.replace_where(out, path, f"as_of_date = '{as_of}'", partition_by=["as_of_date"])
+        tables.replace_where(
+            conform(out, gold.RECOMMENDATIONS), path, f"as_of_date = '{as_of}'", ["as_of_date"]
+        )
         s.rows(rows=tables.last_commit(spark, path).rows("numOutputRows"))
 
 
@@ -822,7 +826,9 @@ def write_similar_items(r: Run, model: ALSModel) -> None:
             "*", F.lit(r.version).alias("model_version"), F.lit(as_of).alias("as_of_date")
         )
         path = tables.table_path(r.ctx.config, Layer.GOLD, SIMILAR_ITEMS)
-        tables.replace_where(out, path, f"as_of_date = '{as_of}'", partition_by=["as_of_date"])
+        tables.replace_where(
+            conform(out, gold.SIMILAR_ITEMS), path, f"as_of_date = '{as_of}'", ["as_of_date"]
+        )
         s.rows(rows=tables.last_commit(spark, path).rows("numOutputRows"))
 
 
@@ -842,7 +848,9 @@ def write_rules(r: Run) -> None:
         baskets = rules.baskets(r.inputs.order_lines, as_of, days).persist()
         try:
             found = rules.association_rules(baskets, rc.min_orders, rc.min_confidence, rc.min_lift)
-            out = found.select("*", F.lit(as_of).alias("as_of_date"))
+            out = conform(
+                found.select("*", F.lit(as_of).alias("as_of_date")), gold.ASSOCIATION_RULES
+            )
             path = tables.table_path(r.ctx.config, Layer.GOLD, RULES)
             tables.replace_where(out, path, f"as_of_date = '{as_of}'", partition_by=["as_of_date"])
         finally:
