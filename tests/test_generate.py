@@ -521,3 +521,69 @@ def test_other_seed_other_data(spark: SparkSession, generated: Generated) -> Non
     }
     assert crm_rows(42) == crm_in_files
     assert len(crm_rows(43) & crm_in_files) == 0
+
+
+def test_next_day_lands_one_more_day_of_the_same_world(spark: SparkSession, tmp_path: Path) -> None:
+    """`--next-day` adds the files of the day after the history in folders of their own and
+    leaves the history's files as they were; sales are on that day, or the day before for a
+    late store upload; refunds are of orders the history holds; a second call lands the day
+    after; ground_truth/next_days counts what landed."""
+    config = make_config(tmp_path, "generate.defect_rate=0.0")
+    run_stage(spark, config, "generate", RUN_DATE)
+    root = Path(tables.landing(config))
+
+    def sizes() -> dict[Path, int]:
+        return {p: p.stat().st_size for p in root.rglob("*") if p.is_file()}
+
+    history = sizes()
+    run_stage(spark, config, "generate", RUN_DATE + timedelta(days=1), next_day=True)
+    landed = sizes()
+    assert {p: landed[p] for p in history} == history
+    new = {p.relative_to(root).parts[:2] for p in set(landed) - set(history)}
+    assert new == {("transactions", "day=20260630"), ("events", "day=20260630")}
+
+    def rows(folder: Path, history_only: bool = False) -> list[dict[str, str]]:
+        found = []
+        for path in sorted(folder.rglob("*.csv")):
+            if history_only and path in landed and path not in history:
+                continue
+            with path.open(newline="") as f:
+                found += list(csv.DictReader(f))
+        return found
+
+    def utc_day(text: str) -> date:
+        return datetime.fromisoformat(text).astimezone(UTC).date()
+
+    history_orders = {r["order_id"] for r in rows(root / "transactions", history_only=True)}
+    day_rows = rows(root / "transactions" / "day=20260630")
+    sales = [r for r in day_rows if r["status"] != "refunded"]
+    refunds = [r for r in day_rows if r["status"] == "refunded"]
+    assert sales
+    for r in sales:
+        late = utc_day(r["order_time"]) != RUN_DATE
+        assert not late or (
+            r["channel"] == "store" and utc_day(r["order_time"]) == RUN_DATE - timedelta(days=1)
+        )
+    assert all(utc_day(r["order_time"]) == RUN_DATE for r in refunds)
+    assert {r["order_id"] for r in refunds} <= history_orders
+    events = [
+        json.loads(line)
+        for path in sorted((root / "events" / "day=20260630").rglob("*.txt"))
+        for line in path.read_text().splitlines()
+    ]
+    event_days = Counter(utc_day(e["event_time"]) for e in events)
+    assert set(event_days) <= {RUN_DATE, RUN_DATE - timedelta(days=1), RUN_DATE + timedelta(days=1)}
+    assert event_days[RUN_DATE] > 0
+
+    run_stage(spark, config, "generate", RUN_DATE + timedelta(days=2), next_day=True)
+    truth = tables.read(spark, tables.ground_truth(config, "next_days")).orderBy("day").collect()
+    assert [(r["day"], r["run_date"]) for r in truth] == [
+        (RUN_DATE, RUN_DATE + timedelta(days=1)),
+        (RUN_DATE + timedelta(days=1), RUN_DATE + timedelta(days=2)),
+    ]
+    first = truth[0]
+    assert (first["order_lines"], first["refunds"], first["events"]) == (
+        len(sales),
+        len(refunds),
+        len(events),
+    )

@@ -112,6 +112,12 @@ def _generate_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="generate only when no landing file exists yet (quickstart.sh reruns keep data)",
     )
+    parser.add_argument(
+        "--next-day",
+        action="store_true",
+        help="land one more day of files after the generated history (same world and seed); "
+        "run the pipeline on the day after it",
+    )
 
 
 def _pipeline_options(parser: argparse.ArgumentParser) -> None:

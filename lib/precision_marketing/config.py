@@ -148,6 +148,9 @@ class FeaturesConfig:
     top_category_count: int
     windows_days: list[int]
     lda: LdaConfig
+    # The run's order features are summed from gold/customer_daily, merged with the days that
+    # changed since the last run, instead of from every order line (features/daily.py).
+    incremental: bool
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from precision_marketing import definitions
 from precision_marketing.features import categories as feature_categories
-from precision_marketing.features import interests, transforms
+from precision_marketing.features import daily, interests, transforms
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.requirements import require
@@ -26,12 +26,16 @@ TABLE = "user_features"
 
 def run(ctx: JobContext) -> None:
     require(ctx, "features")
-    build_snapshot(ctx, ctx.run_date)
+    build_snapshot(ctx, ctx.run_date, keep_daily=ctx.config.features.incremental)
 
 
-def build_snapshot(ctx: JobContext, as_of: date) -> None:
+def build_snapshot(ctx: JobContext, as_of: date, keep_daily: bool = False) -> None:
     """Writes the gold/user_features snapshot of `as_of` from silver, replacing that partition
-    only: the run date's, or a past one another stage needs (propensity's training dates)."""
+    only: the run date's, or a past one another stage needs (propensity's training dates).
+
+    keep_daily: the order features are summed from gold/customer_daily, brought up to `as_of`
+    by merging the days that changed (features.daily); otherwise from all order lines.
+    """
     spark, config = ctx.spark, ctx.config
     params = config.features
 
@@ -61,7 +65,13 @@ def build_snapshot(ctx: JobContext, as_of: date) -> None:
                 log.info("interest topics: %s", ", ".join(topics.names))
             s.rows(documents=topics.documents, topics=len(topics.names))
         with step(log, "features aggregate") as s:
-            orders = transforms.order_features(lines, items, as_of, params.windows_days, categories)
+            if keep_daily:
+                days, built = daily.refresh(ctx, as_of)
+                if built is not None:
+                    s.rows(daily_rebuilt=int(built.mode == "rebuild"), days_merged=len(built.days))
+            else:
+                days = transforms.customer_daily(lines, items, as_of)
+            orders = transforms.orders_from_daily(days, as_of, params.windows_days, categories)
             active = definitions.active_customers(raw_events, lines, as_of)
             history = silver("customer_history")
             if "birth_year" not in history.columns:

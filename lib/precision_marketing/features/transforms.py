@@ -16,6 +16,9 @@ from pyspark.sql import functions as F
 from precision_marketing import definitions, windows
 from precision_marketing.definitions import signed_up, unlisted
 from precision_marketing.features.rfm import with_rfm
+from precision_marketing.schemas.gold import CUSTOMER_DAILY as DAILY
+from precision_marketing.schemas.gold import DAILY_MONEY
+from precision_marketing.schemas.project import conform
 from precision_marketing.silver.transforms import age_band_from_year, latest_per_key
 
 EMAIL_OPEN = "email_open"
@@ -237,14 +240,21 @@ def order_features(
     windows: Sequence[int],
     categories: Sequence[str],
 ) -> DataFrame:
-    """Per-customer order counts, spend per window, AOV, discount and refund behaviour.
+    """Per-customer order counts, spend per window, AOV, discount and refund behaviour: the sums
+    over `customer_daily` of the lines (`orders_from_daily`), computed here from all of them."""
+    return orders_from_daily(customer_daily(lines, items, as_of), as_of, windows, categories)
+
+
+def customer_daily(lines: DataFrame, items: DataFrame, as_of: date) -> DataFrame:
+    """One row per customer and order day (schemas.gold.CUSTOMER_DAILY): the additive measures
+    of the placed orders of that day, as known at as_of; an order's day is its first line's.
 
     Spend is what the customer had paid as known at as_of (`definitions.net_amount` known at
     as_of midnight): cancelled lines count nothing, and a refund counts only if it happened
     before as_of (silver nets refunds whenever they arrive). Orders are orders placed
     (`definitions.placed`): a returned order was placed, with its spend netted to zero, which
-    refund_rate describes. Money is summed in exact cents, so the rounded figures are the same
-    however Spark partitions and orders the rows.
+    refund_rate describes. Money is summed in exact cents, so the sums are the same however
+    Spark partitions the rows and whichever days they were summed in first.
     """
     cut = as_of_ts(as_of)
     before = lines.where((F.col("order_ts") < cut) & F.col("customer_id").isNotNull())
@@ -261,6 +271,10 @@ def order_features(
         definitions.refunded_quantity(cut).alias("refunded_units"),
         (active & (F.col("discount") > 0)).alias("discounted"),
     )
+    by_category = F.when(
+        F.col("category").isNotNull() & F.col("amount").isNotNull(),
+        F.struct(F.col("category").alias("c"), F.col("amount").alias("a")),
+    )
     orders = line_level.groupBy("customer_id", "order_id").agg(
         F.min("order_ts").alias("order_ts"),
         F.max("active").alias("active"),
@@ -269,32 +283,66 @@ def order_features(
         F.sum("units").alias("units"),
         F.sum("refunded_units").alias("refunded_units"),
         F.max("discounted").alias("discounted"),
-        *(
-            F.sum(F.when(F.col("category") == c, F.col("amount"))).alias(f"_spend_{safe_name(c)}")
-            for c in categories
-        ),
+        F.collect_list(by_category).alias("_by_category"),
     )
     # A fully cancelled order did not happen; a fully refunded one did (with zero spend).
-    placed = orders.where("active")
-    order_date = F.to_date("order_ts")
+    placed = orders.where("active").withColumn("order_date", F.to_date("order_ts"))
+    days = placed.groupBy("customer_id", "order_date").agg(
+        F.count(F.lit(1)).alias("orders"),
+        F.sum("amount").alias("spend"),
+        F.sum("lines").alias("lines"),
+        F.sum("units").alias("units"),
+        F.sum("refunded_units").alias("refunded_units"),
+        _count_if(F.col("discounted")).alias("discounted_orders"),
+        F.min("order_ts").alias("first_order_ts"),
+        F.max("order_ts").alias("last_order_ts"),
+        F.flatten(F.collect_list("_by_category")).alias("_by_category"),
+    )
+    return conform(days.withColumn("category_spend", _summed_by_key("_by_category")), DAILY)
+
+
+def _summed_by_key(pairs: str) -> Column:
+    """An array of (c, a) structs as a map c -> sum of a, in exact cents (no UDF)."""
+    keys = F.array_distinct(F.transform(F.col(pairs), lambda x: x["c"]))
+    zero = F.lit(0).cast(DAILY_MONEY)
+    sums = F.transform(
+        keys,
+        lambda k: F.aggregate(
+            F.filter(F.col(pairs), lambda x: x["c"] == k),
+            zero,
+            lambda acc, x: (acc + x["a"]).cast(DAILY_MONEY),
+        ),
+    )
+    return F.map_from_arrays(keys, sums)
+
+
+def orders_from_daily(
+    daily: DataFrame, as_of: date, windows: Sequence[int], categories: Sequence[str]
+) -> DataFrame:
+    """The order features of user_features, summed per customer over `customer_daily` rows
+    (all days before as_of, as known at as_of): counts and spend per window and lifetime, AOV,
+    lines per order, discount and refund shares, category spend shares, first and last order."""
     window_aggs: list[Column] = []
     for w in windows:
-        inside = order_date >= F.date_sub(F.lit(as_of), w)
+        inside = F.col("order_date") >= F.date_sub(F.lit(as_of), w)
         window_aggs += [
-            _count_if(inside).alias(f"orders_{w}d"),
-            F.sum(F.when(inside, F.col("amount")).otherwise(F.lit(0))).alias(f"spend_{w}d"),
+            F.sum(F.when(inside, F.col("orders")).otherwise(F.lit(0))).alias(f"orders_{w}d"),
+            F.sum(F.when(inside, F.col("spend")).otherwise(F.lit(0))).alias(f"spend_{w}d"),
         ]
-    agg = placed.groupBy("customer_id").agg(
-        F.max("order_ts").alias("_last_order_ts"),
-        F.min("order_ts").alias("_first_order_ts"),
+    agg = daily.groupBy("customer_id").agg(
+        F.max("last_order_ts").alias("_last_order_ts"),
+        F.min("first_order_ts").alias("_first_order_ts"),
         *window_aggs,
-        F.count(F.lit(1)).alias("orders_lifetime"),
-        F.sum("amount").alias("spend_lifetime"),
+        F.sum("orders").alias("orders_lifetime"),
+        F.sum("spend").alias("spend_lifetime"),
         F.sum("lines").alias("_lines"),
         F.sum("units").alias("_units"),
         F.sum("refunded_units").alias("_refunded_units"),
-        _count_if(F.col("discounted")).alias("_discounted_orders"),
-        *(F.sum(f"_spend_{safe_name(c)}").alias(f"_spend_{safe_name(c)}") for c in categories),
+        F.sum("discounted_orders").alias("_discounted_orders"),
+        *(
+            F.sum(F.try_element_at("category_spend", F.lit(c))).alias(f"_spend_{safe_name(c)}")
+            for c in categories
+        ),
     )
     spend = F.col("spend_lifetime")  # exact cents
     return agg.select(

@@ -60,13 +60,16 @@ BROWSER_COLUMNS = (
 )
 
 
-def browse_events(people: DataFrame, p: GenParams) -> DataFrame:
-    """Browse sessions of customers or visitors (internal event frame, see render_events)."""
+def browse_events(people: DataFrame, p: GenParams, first_session_no: int = 1) -> DataFrame:
+    """Browse sessions of customers or visitors (internal event frame, see render_events),
+    numbered from `first_session_no` (a later day's sessions get numbers, and so ids, of their
+    own)."""
     d = Draw(p.seed)
     key, sn, en = F.col("key"), F.col("session_no"), F.col("event_no")
+    first = F.lit(first_session_no)
     sessions = people.where(F.col("n_browse") > 0).select(
         *(c for c in BROWSER_COLUMNS if c != "n_browse"),
-        F.explode(F.sequence(F.lit(1), F.col("n_browse"))).alias("session_no"),
+        F.explode(F.sequence(first, first + F.col("n_browse") - 1)).alias("session_no"),
     )
     cuts = [F.element_at("cum", k + 1) for k in range(N_CATEGORIES - 1)]
     utm_all = [1.0] * len(m.UTM_SOURCES)

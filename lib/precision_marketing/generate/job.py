@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from precision_marketing import contracts
 from precision_marketing.generate import generate as gen
 from precision_marketing.generate import model as m
+from precision_marketing.generate import next_day
 from precision_marketing.generate.model import GenParams
 from precision_marketing.io import files, tables
 from precision_marketing.runtime import JobContext, Persisted, step
@@ -60,6 +61,9 @@ def params(ctx: JobContext) -> GenParams:
 
 
 def run(ctx: JobContext) -> None:
+    if ctx.options.get("next_day"):
+        next_day.run(replace(ctx, spark=observing_session(ctx.spark, _codegen_conf(ctx.spark))))
+        return
     if ctx.options.get("if_empty") and _landing_has_files(ctx):
         log.info("generate: landing already holds files; nothing generated (--if-empty)")
         return

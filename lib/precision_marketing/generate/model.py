@@ -214,6 +214,11 @@ VISITORS_PER_CUSTOMER = 0.2  # never-logged-in devices
 VISITOR_MAX_SESSIONS = 3
 VISITOR_CAMPAIGN_SHARE = 0.15
 
+# Next-day deliveries (generate --next-day).
+LATE_STORE_ORDER_SHARE = 0.3  # store orders of the day before that a till uploads a day late
+LATE_APP_SESSION_SHARE = 0.1  # app sessions of the day before, buffered offline, sent a day late
+NEXT_DAY_MAX_SESSIONS = 999  # browse sessions of one customer in one day
+
 UTM_SOURCES = (  # (utm_source, utm_medium, needs email consent)
     ("newsletter", "email", True),
     ("google", "cpc", False),

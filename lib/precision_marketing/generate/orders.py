@@ -97,7 +97,8 @@ def order_lines(customers: DataFrame, p: GenParams) -> DataFrame:
 
 
 def transactions(lines: DataFrame, p: GenParams) -> DataFrame:
-    """Raw transaction rows (sales and later refunds) in contract order, plus `part`, `_sale`."""
+    """Raw transaction rows (sales and later refunds) in contract order, plus `part`, `_sale`
+    and `_ms` (the row's instant in epoch milliseconds)."""
     d = Draw(p.seed)
     idx, on, ln = F.col("idx"), F.col("order_no"), F.col("line_no")
     refund_ms = (
@@ -144,4 +145,5 @@ def transactions(lines: DataFrame, p: GenParams) -> DataFrame:
         F.col("_row.status").alias("status"),
         period(F.col("_row.ms"), p, p.transaction_files).alias("part"),
         (F.col("_row.status") != "refunded").alias("_sale"),
+        F.col("_row.ms").alias("_ms"),
     )

@@ -82,6 +82,7 @@ class Commit:
     version: int
     operation: str
     metrics: dict[str, str]
+    user_metadata: str | None = None
 
     def rows(self, *keys: str) -> int:
         return sum(int(self.metrics.get(k, 0)) for k in keys)
@@ -91,7 +92,12 @@ def last_commit(spark: SparkSession, path: str) -> Commit:
     """Row counts of the latest write from the Delta log: no extra Spark job to count them."""
     row = DeltaTable.forPath(spark, path).history(1).first()
     assert row is not None
-    return Commit(int(row["version"]), str(row["operation"]), dict(row["operationMetrics"] or {}))
+    return Commit(
+        int(row["version"]),
+        str(row["operation"]),
+        dict(row["operationMetrics"] or {}),
+        row["userMetadata"],
+    )
 
 
 def append(
@@ -100,10 +106,13 @@ def append(
     partition_by: Sequence[str] = (),
     txn: tuple[str, int] | None = None,
     merge_schema: bool = False,
+    user_metadata: str | None = None,
 ) -> None:
     """Appends; with txn=(app id, version) Delta skips a version it already committed;
     merge_schema adds columns the table lacks (an older table gaining a lineage column)."""
     writer = df.write.format("delta").mode("append")
+    if user_metadata is not None:
+        writer = writer.option("userMetadata", user_metadata)
     if merge_schema:
         writer = writer.option("mergeSchema", "true")
     if partition_by:
@@ -121,17 +130,77 @@ def upsert(
     partition_by: Sequence[str] = (),
     update_when: str | None = None,
     insert_only: bool = False,
+    replace_within: str | None = None,
+    user_metadata: str | None = None,
 ) -> Commit:
-    """MERGE by `keys` (creating the table on first write), so a rerun changes nothing."""
+    """MERGE by `keys` (creating the table on first write), so a rerun changes nothing.
+
+    replace_within, a predicate on the target `t`: `df` is the whole new content of the rows it
+    selects, so target rows there that `df` lacks are deleted (and the MERGE reads only the
+    files that can hold such rows). user_metadata is stored in the commit (`last_commit`).
+    """
     if not is_delta(spark, path):
-        append(df, path, partition_by)
+        append(df, path, partition_by, user_metadata=user_metadata)
         return last_commit(spark, path)
     condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    if replace_within is not None:
+        condition = f"{condition} AND ({replace_within})"
     merge = DeltaTable.forPath(spark, path).alias("t").merge(df.alias("s"), condition)
     if not insert_only:
         merge = merge.whenMatchedUpdateAll(condition=update_when)
-    merge.whenNotMatchedInsertAll().execute()
+    merge = merge.whenNotMatchedInsertAll()
+    if replace_within is not None:
+        merge = merge.whenNotMatchedBySourceDelete(condition=replace_within)
+    with _commit_metadata(spark, user_metadata):
+        merge.execute()
     return last_commit(spark, path)
+
+
+@contextmanager
+def _commit_metadata(spark: SparkSession, user_metadata: str | None) -> Iterator[None]:
+    """Delta's DeltaTable API takes commit metadata only from the session conf."""
+    key = "spark.databricks.delta.commitInfo.userMetadata"
+    if user_metadata is None:
+        yield
+        return
+    spark.conf.set(key, user_metadata)
+    try:
+        yield
+    finally:
+        spark.conf.unset(key)
+
+
+def overwrite(df: DataFrame, path: str, user_metadata: str | None = None) -> None:
+    """Replaces the whole table (its schema too) in one commit."""
+    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    if user_metadata is not None:
+        writer = writer.option("userMetadata", user_metadata)
+    writer.save(path)
+
+
+CHANGE_FEED = "delta.enableChangeDataFeed"
+
+
+def enable_change_feed(spark: SparkSession, path: str) -> None:
+    """Turns on Delta's change data feed (the rows each later version changed), once: readers
+    that keep an aggregate up to date read what changed instead of the whole table."""
+    detail = DeltaTable.forPath(spark, path).detail().select("properties").first()
+    assert detail is not None
+    if (detail[0] or {}).get(CHANGE_FEED) != "true":
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{CHANGE_FEED}' = 'true')")
+
+
+def changes(spark: SparkSession, path: str, after: int, up_to: int) -> DataFrame:
+    """The change data feed of versions (after, up_to]: inserted, deleted and updated rows,
+    an update as its pre- and post-image (`_change_type`). Raises AnalysisException when the
+    feed was off for one of those versions."""
+    return (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", after + 1)
+        .option("endingVersion", up_to)
+        .load(path)
+    )
 
 
 def replace_where(

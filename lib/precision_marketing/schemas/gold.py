@@ -10,6 +10,7 @@ from __future__ import annotations
 from pyspark.sql.types import (
     ArrayType,
     DateType,
+    DecimalType,
     DoubleType,
     IntegerType,
     LongType,
@@ -17,6 +18,7 @@ from pyspark.sql.types import (
     StringType,
     StructField,
     StructType,
+    TimestampType,
 )
 
 from precision_marketing.schemas.project import project
@@ -181,6 +183,28 @@ CAMPAIGN_RESULTS = StructType(
 
 # What publish (audience.customer_base) reads of the optional gold tables, when one has no
 # snapshot yet.
+# Spend sums: Spark's type for a sum of sums of exact cents (definitions.MONEY).
+DAILY_MONEY = DecimalType(38, 2)
+# gold/customer_daily: one row per customer and order day (the day of the order's first line)
+# with the additive measures of the placed orders of that day, as known at the table's
+# known_at (features.daily); the order features of user_features are sums over it.
+CUSTOMER_DAILY = StructType(
+    [
+        StructField("customer_id", StringType(), True),
+        StructField("order_date", DateType(), True),
+        StructField("orders", LongType(), True),
+        StructField("spend", DAILY_MONEY, True),
+        StructField("lines", LongType(), True),
+        StructField("units", LongType(), True),
+        StructField("refunded_units", LongType(), True),
+        StructField("discounted_orders", LongType(), True),
+        StructField("first_order_ts", TimestampType(), True),
+        StructField("last_order_ts", TimestampType(), True),
+        # Spend per catalog category (lines without one are left out).
+        StructField("category_spend", MapType(StringType(), DAILY_MONEY), True),
+    ]
+)
+
 SEGMENTS_READ = project(SEGMENTS, "customer_id", "segment_id", "segment_name")
 RECOMMENDATIONS_READ = project(RECOMMENDATIONS, "customer_id", "item_id", "rank")
 PROPENSITY_READ = project(PROPENSITY, "customer_id", "decile", "expected_value")

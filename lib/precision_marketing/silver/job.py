@@ -37,6 +37,8 @@ class SilverTable:
     update_when: str | None = None
     insert_only: bool = False
     partition_by: tuple[str, ...] = ()
+    # Delta's change data feed on: a reader keeping an aggregate of it reads what changed.
+    change_feed: bool = False
 
 
 def _events(ctx: JobContext, new: DataFrame, _all: Callable[[], DataFrame]) -> DataFrame:
@@ -85,7 +87,9 @@ SILVER_TABLES = (
         _customer_history,
         insert_only=True,
     ),
-    SilverTable("transactions", "order_lines", ("order_id", "line_no"), _order_lines),
+    SilverTable(
+        "transactions", "order_lines", ("order_id", "line_no"), _order_lines, change_feed=True
+    ),
     SilverTable("catalog", "items", ("item_id",), _items, "s.updated_at >= t.updated_at"),
 )
 
@@ -98,6 +102,11 @@ def run(ctx: JobContext) -> None:
         for table in SILVER_TABLES:
             build_silver_table(ctx, table)
             create_if_absent(ctx, table)
+            if table.change_feed:
+                # gold/customer_daily reads order_lines' feed (features/daily.py).
+                tables.enable_change_feed(
+                    ctx.spark, tables.table_path(ctx.config, Layer.SILVER, table.name)
+                )
 
 
 def create_if_absent(ctx: JobContext, table: SilverTable) -> None:
