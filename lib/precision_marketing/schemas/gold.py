@@ -221,4 +221,5 @@ TABLES = {
     "propensity": PROPENSITY,
     "campaign_results": CAMPAIGN_RESULTS,
     "model_monitoring": MODEL_MONITORING,
+    "customer_daily": CUSTOMER_DAILY,
 }
