@@ -72,6 +72,40 @@ def test_fail_rule_stops_the_run_and_leaves_downstream_unchanged(
     assert tables.read(spark, items).where("item_id IN ('i5', 'i6')").count() == 0
 
 
+def test_a_rule_breaking_most_of_a_batch_stops_the_run_instead_of_quarantining(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Two of three new catalog rows out of range: over a 0.5 share that is a stop (nothing
+    quarantined, the mark unmoved); a 0.7 share lets the same batch through with 2 quarantined."""
+    write_tiny_landing(tmp_path / "landing")
+    config = make_config(tmp_path)
+    for stage in ("ingest", "validate"):
+        run_stage(spark, config, stage)
+    (tmp_path / "landing" / "catalog" / "catalog-2.csv").write_text(
+        "item_id,title,category,brand,price,active,updated_at\n"
+        "i5,Fine,toys,Kid,9,true,2026-06-10T00:00:00Z\n"
+        "i6,Broken,toys,Kid,-1,true,2026-06-10T00:00:00Z\n"
+        "i7,Broken,toys,Kid,-2,true,2026-06-10T00:00:00Z\n"
+    )
+    run_stage(spark, config, "ingest")
+    quarantine = tables.table_path(config, Layer.QUARANTINE, "catalog")
+    before = tables.version(spark, quarantine)
+    with pytest.raises(DataQualityError) as stop:
+        run_stage(spark, make_config(tmp_path, "validate.max_quarantine_share=0.5"), "validate")
+    assert str(stop.value) == (
+        "table 'catalog' rule 'catalog_price_in_range' would quarantine 2 of 3 rows (67%, over "
+        "validate.max_quarantine_share 0.5): check the source's mapping in sources.yaml "
+        "(columns, timestamp_format, time_zone) or raise the share"
+    )
+    assert watermarks.get(spark, config, "validate", "catalog") == 1
+    assert tables.version(spark, quarantine) == before
+
+    run_stage(spark, make_config(tmp_path, "validate.max_quarantine_share=0.7"), "validate")
+    assert watermarks.get(spark, config, "validate", "catalog") == 2
+    held = tables.read(spark, quarantine).where("item_id IN ('i5', 'i6', 'i7')")
+    assert sorted(r["item_id"] for r in held.collect()) == ["i6", "i7"]
+
+
 def test_failed_stage_restores_every_table_it_touched(spark: SparkSession, tmp_path: Path) -> None:
     path = str(tmp_path / "t")
     created = str(tmp_path / "created")

@@ -90,6 +90,7 @@ class ValidateConfig:
     data_docs: bool
     # GE's result sample size per expectation (values shown in results and Data Docs).
     sample_size: int
+    max_quarantine_share: float | None  # a rule breaking more of a batch stops the run
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)

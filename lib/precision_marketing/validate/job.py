@@ -231,12 +231,16 @@ def _validate_table(
         for r in suite.rules(Severity.FAIL)
         if not by_rule[r.rule].success
     ]
+    rows = int(counts_row["_rows"])
+    quarantine_broken = {r.rule: rows_broken[r.rule] for r in quarantine_flags.values()}
+    share = config.validate.max_quarantine_share
+    failures += _overwhelming(suite.table, rows, quarantine_broken, share)
     return TableValidation(
         table=suite.table,
         rules=rules,
         batch_from=done + 1,
         batch_to=latest,
-        rows=int(counts_row["_rows"]),
+        rows=rows,
         outcomes=outcomes,
         rows_broken=rows_broken,
         quarantined=quarantined,
@@ -292,6 +296,23 @@ def _check_agreement(table: str, outcomes: list[Outcome], rows_broken: dict[str,
                 outcome.unexpected_count,
                 ours,
             )
+
+
+def _overwhelming(
+    table: str, rows: int, rows_broken: dict[str, int], max_share: float | None
+) -> list[str]:
+    """Quarantine rules broken by more than `max_share` of the batch: a stop, since so many bad
+    rows usually mean the export is read wrongly (a column mapped to the wrong field, a
+    timestamp format or zone that does not match) rather than that the data is bad."""
+    if max_share is None or rows == 0:
+        return []
+    return [
+        f"table '{table}' rule '{rule}' would quarantine {broken} of {rows} rows "
+        f"({broken / rows:.0%}, over validate.max_quarantine_share {max_share}): check the "
+        "source's mapping in sources.yaml (columns, timestamp_format, time_zone) or raise the share"
+        for rule, broken in sorted(rows_broken.items())
+        if broken > max_share * rows
+    ]
 
 
 def _failure_message(table: str, rule: Rule, outcome: Outcome, broken: int | None) -> str:
