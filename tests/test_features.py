@@ -33,6 +33,7 @@ from tests.features_fixture import (
     LATE_LINES,
     LATE_STORED_CRM,
     ORDER_LINES,
+    event,
     line,
     ts,
     write_silver,
@@ -465,3 +466,59 @@ def test_tied_interest_topics_rank_by_name(spark: SparkSession) -> None:
     assert weights.select(tags.alias("t")).first()["t"] == ["books", "beauty", "home"]  # type: ignore[index]
     top_two = ranked_tags(F.col("w"), ["home", "books", "beauty", "toys"], 0.1, 2)
     assert weights.select(top_two.alias("t")).first()["t"] == ["books", "beauty"]  # type: ignore[index]
+
+
+# Three more items, so that forty customers' views make a vocabulary of twelve terms.
+CROWD_ITEMS = [
+    *BASE_ITEMS,
+    ("i4", "Lumen scarf", "fashion", "Lumen", 30.0, True, ts("2026-01-01T00:00")),
+    ("i5", "Stride shoe", "sports", "Stride", 60.0, True, ts("2026-01-01T00:00")),
+    ("i6", "Bloq bricks", "toys", "Bloq", 20.0, True, ts("2026-01-01T00:00")),
+]
+
+
+def crowd_events(customers: int) -> list[tuple[Any, ...]]:
+    """1 to 4 product views per customer k00, k01, ...: even ones on i1-i3, odd ones on i4-i6,
+    every fifth customer one item of the other half as well."""
+    category = {item[0]: item[2] for item in CROWD_ITEMS}
+    rows = []
+    for n in range(customers):
+        items = [1 + (n % 2) * 3 + (n * 5 + j * 2) % 3 for j in range(1 + n % 4)]
+        if n % 5 == 0:
+            items.append(4 - (n % 2) * 3)
+        for j, item in enumerate(items):
+            rows.append(
+                event(f"v{n}-{j}", f"dk{n}", f"k{n:02d}", f"sk{n}", "product_view",
+                      f"2026-06-{10 + j}T10:00", "web", f"i{item}", category[f"i{item}"])
+            )  # fmt: skip
+    return rows
+
+
+def test_user_features_do_not_depend_on_partitioning(spark: SparkSession, tmp_path: Path) -> None:
+    """The same silver layer built with the test session's 2 shuffle partitions and adaptive
+    execution off, then with 7 and adaptive coalescing on (conf/yarn.yaml's way): the same
+    user_features, interest tags included. LDA fitted on whatever partitioning it was handed
+    tagged most customers differently (found by the YARN comparison in tests/test_yarn.py)."""
+    config = _config(tmp_path)
+    write_silver(spark, config, BASE_EVENTS + crowd_events(40), BASE_CRM, BASE_LINES, CROWD_ITEMS)
+    run_stage(spark, config, "features", run_date=AS_OF)
+    first = _snapshot(spark, config)
+    tags = first.columns.index("interest_tags")
+    expected = _rows(first)
+    other = {
+        "spark.sql.shuffle.partitions": "7",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
+    }
+    saved = {key: spark.conf.get(key) for key in other}  # all three set by conf/test.yaml
+    try:
+        for key, value in other.items():
+            spark.conf.set(key, value)
+        run_stage(spark, config, "features", run_date=AS_OF)
+        again = _rows(_snapshot(spark, config))
+    finally:
+        for key, was in saved.items():
+            spark.conf.set(key, str(was))
+    assert len(expected) == 43  # c1, c2, c5 and the forty
+    assert sum(1 for row in expected if row[tags]) == 42  # fitted: all but c5, who did nothing
+    assert again == expected

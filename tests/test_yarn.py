@@ -11,6 +11,8 @@ this process's local session on the same landing, and every table must hold the 
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
 import subprocess
@@ -32,7 +34,10 @@ from precision_marketing.submit import ROOT, python_env, secret_env_conf, submis
 from tests.support import RUN_DATE, run_stage
 from tests.tiny_landing import write_tiny_landing
 
+log = logging.getLogger(__name__)
+
 MINICLUSTER = ROOT / "scripts" / "minicluster.sh"
+AIRFLOW = ROOT / ".venv-airflow" / "bin" / "airflow"
 SALT = "yarn-test-salt"
 STEPS = ["ingest", "validate", "silver", "features", "segment"]
 # The same config for both runs, besides storage: 200 customers, a fixed k, no Data Docs HTML.
@@ -71,18 +76,32 @@ def minicluster(command: str, home: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def memory_kb(home: Path, field: str) -> int:
+    """VmRSS (now) or VmHWM (peak) of the cluster JVM, in KB (its containers are other JVMs)."""
+    pid = (home / "pid").read_text().strip()
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return int(next(line.split()[1] for line in status if line.startswith(f"{field}:")))
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, spark: SparkSession) -> Iterator[MiniCluster]:
     home = tmp_path_factory.mktemp("minicluster")
+    clock = time.monotonic()
     started = minicluster("start", home)
     try:
         assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
+        log.info("minicluster start %.0f s, RSS %d MB idle", time.monotonic() - clock,
+                 memory_kb(home, "VmRSS") // 1024)  # fmt: skip
         hdfs = (home / "conf" / "ready").read_text().split()[0]
         pyenv = f"{hdfs}/shared/pyenv.tar.gz"
         put(spark, Path(python_env()), pyenv)
         yield MiniCluster(hdfs, home / "conf", home, pyenv)
     finally:
+        if (home / "pid").exists():
+            log.info("minicluster peak RSS %d MB", memory_kb(home, "VmHWM") // 1024)
+        clock = time.monotonic()
         stopped = minicluster("stop", home)
+        log.info("minicluster stop %.0f s", time.monotonic() - clock)
         assert stopped.returncode == 0, stopped.stderr
 
 
@@ -215,9 +234,12 @@ def runs(
         seconds = time.monotonic() - started
         killer.done.set()
         killer.join()
+        log.info("YARN cluster-mode run %.0f s", seconds)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+        started = time.monotonic()
         for step in STEPS:
             run_stage(spark, config, step, RUN_DATE)
+        log.info("local run %.0f s", time.monotonic() - started)
         yield Runs(tmp / "warehouse", f"{base}/warehouse", seconds, result.stderr, killer.killed)
     finally:
         if saved is None:
@@ -322,13 +344,17 @@ def test_a_data_quality_stop_exits_3_through_yarn(
     write_tiny_landing(tmp_path / "landing")
     base = f"{cluster.hdfs}/stop-{mode}"
     put(spark, tmp_path / "landing", f"{base}/landing")
+    started = time.monotonic()
     result = submit_to_yarn(
         cluster,
         base,
         "pipeline.steps=[ingest,validate,silver]",
         "currency.reporting=GBP",
+        # One attempt: YARN's second application master would only stop at validate again.
+        "spark.conf.spark.yarn.maxAppAttempts=1",
         mode=mode,
     )
+    log.info("data-quality stop (%s mode) %.0f s", mode, time.monotonic() - started)
     assert result.returncode == 3, result.stdout[-3000:] + result.stderr[-6000:]
     results = spark.read.format("delta").load(f"{base}/warehouse/ops/validation_results")
     failed = results.where((F.col("rule") == "currency_known") & (F.col("severity") == "fail"))
@@ -338,6 +364,96 @@ def test_a_data_quality_stop_exits_3_through_yarn(
     silver = jvm.org.apache.hadoop.fs.Path(f"{base}/warehouse/silver")
     fs = silver.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     assert not fs.exists(silver)
+
+
+def yarn_applications(spark: SparkSession, cluster: MiniCluster) -> dict[str, tuple[str, str]]:
+    """name -> (state, final status) of every application the ResourceManager knows."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    conf = jvm.org.apache.hadoop.yarn.conf.YarnConfiguration()
+    conf.addResource(jvm.org.apache.hadoop.fs.Path(str(cluster.conf_dir / "yarn-site.xml")))
+    client = jvm.org.apache.hadoop.yarn.client.api.YarnClient.createYarnClient()
+    client.init(conf)
+    client.start()
+    try:
+        return {
+            str(app.getName()): (
+                str(app.getYarnApplicationState().toString()),
+                str(app.getFinalApplicationStatus().toString()),
+            )
+            for app in client.getApplications()
+        }
+    finally:
+        client.stop()
+
+
+@pytest.mark.yarn
+def test_the_airflow_dag_runs_ingest_on_yarn(
+    spark: SparkSession, cluster: MiniCluster, runs: Runs, tmp_path: Path
+) -> None:
+    """The DAG's own `package` and `ingest` tasks (`airflow dags test`, the rest marked done)
+    with spark_default pointed at YARN, client mode, --env yarn: bronze lands in HDFS where
+    conf/yarn.yaml puts it, equal to the local run's."""
+    assert AIRFLOW.exists(), f"no {AIRFLOW}: run scripts/setup.sh --airflow"
+    warehouse = f"{cluster.hdfs}/data/precision_marketing/warehouse"  # conf/yarn.yaml's, on HDFS
+    put(spark, runs.local.parent / "landing", f"{cluster.hdfs}/data/precision_marketing/landing")
+    jars = Path(pyspark.__file__).parent / "jars"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "PYTHONPATH", "VIRTUAL_ENV", "PM_"))
+    }
+    env.update(
+        AIRFLOW_HOME=str(tmp_path / "airflow_home"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW_VAR_PM_PROJECT_DIR=str(ROOT),
+        # The connection names the master and the deploy mode; client mode: the driver runs in
+        # the worker and has its environment's salt (README "Scheduling with Airflow").
+        AIRFLOW_CONN_SPARK_DEFAULT=json.dumps(
+            {"conn_type": "spark", "host": "yarn", "extra": {"deploy-mode": "client"}}
+        ),
+        PATH=f"{ROOT}/.venv/bin:{os.environ['PATH']}",
+        HADOOP_CONF_DIR=str(cluster.conf_dir),
+        PM_PYENV_ARCHIVE=cluster.pyenv,
+        PM_PII_SALT=SALT,
+        # The gateway's own Spark default (spark-defaults.conf on a real cluster): Spark's JARs
+        # are on the node, so none is uploaded per application.
+        SPARK_SUBMIT_OPTS=f"-Dspark.yarn.jars=local:{jars}/*",
+    )
+
+    def airflow(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(AIRFLOW), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=3600, check=False,
+        )  # fmt: skip
+
+    migrated = airflow("db", "migrate")
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    started = time.monotonic()
+    later = "validate|silver|features|segment|propensity|recommend|publish|measure|monitor"
+    result = airflow(
+        "dags", "test", "precision_marketing", RUN_DATE.isoformat(),
+        "--conf", json.dumps({"env": "yarn"}), "--mark-success-pattern", f"^({later})$",
+    )  # fmt: skip
+    log.info("airflow dags test (package + ingest on YARN) %.0f s", time.monotonic() - started)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    command = next(line for line in output.splitlines() if "Spark-Submit cmd:" in line)
+    assert "--master yarn" in command
+    assert "--deploy-mode client" in command
+    finished = [line for line in output.splitlines() if "DagRun Finished" in line]
+    assert len(finished) == 1, output[-6000:]
+    assert "state=success" in finished[0], output[-6000:]
+    assert yarn_applications(spark, cluster)["precision-marketing:ingest"] == (
+        "FINISHED",
+        "SUCCEEDED",
+    )
+    bronze = [name for name in tables(runs.local) if name.startswith("bronze/")]
+    assert bronze
+    for name in bronze:
+        local = digest(spark.read.format("delta").load(str(runs.local / name)))
+        assert digest(spark.read.format("delta").load(f"{warehouse}/{name}")) == local, name
 
 
 @pytest.mark.yarn

@@ -135,6 +135,9 @@ class LdaConfig:
     # tags are skipped with a warning. min_vocabulary None = 2 x topics.
     min_vocabulary: int | None
     min_documents: int
+    # LDA fits on this many partitions of the documents (by customer_id, sorted), whatever the
+    # cluster: its sampling and random starts follow the partitions (features/interests.py).
+    partitions: int
 
     def vocabulary_needed(self) -> int:
         return self.min_vocabulary if self.min_vocabulary is not None else 2 * self.topics

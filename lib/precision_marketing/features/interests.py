@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from pyspark.ml.clustering import LDA
-from pyspark.ml.feature import CountVectorizer
+from pyspark.ml.feature import CountVectorizerModel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -54,6 +54,16 @@ def documents(terms: DataFrame) -> DataFrame:
     return bags.where(F.size("terms") > 0)
 
 
+def vocabulary(docs: DataFrame) -> list[str]:
+    """Every term of `docs`, most frequent first, ties by term.
+
+    CountVectorizer orders tied terms as the partitions arrive, and a term's index decides
+    which topic LDA's random start leans it to. Categories plus brands: tens of terms, collected.
+    """
+    counts = docs.select(F.explode("terms").alias("term")).groupBy("term").count()
+    return [row["term"] for row in counts.orderBy(F.desc("count"), "term").collect()]
+
+
 def interest_tags(docs: DataFrame, params: LdaConfig) -> Topics:
     """Fits LDA (fixed seed) on customer x term counts; tags = the heaviest topics per customer.
 
@@ -65,22 +75,28 @@ def interest_tags(docs: DataFrame, params: LdaConfig) -> Topics:
     if n_docs < max(params.min_documents, 1):
         return _skipped(f"{n_docs} customers with terms (lda.min_documents {params.min_documents})",
                         n_docs)  # fmt: skip
-    vectorizer = CountVectorizer(inputCol="terms", outputCol="counts", minDF=1.0).fit(docs)
-    if len(vectorizer.vocabulary) < params.vocabulary_needed():
+    vocab = vocabulary(docs)
+    if len(vocab) < params.vocabulary_needed():
         return _skipped(
-            f"{len(vectorizer.vocabulary)} distinct terms for {params.topics} topics "
+            f"{len(vocab)} distinct terms for {params.topics} topics "
             f"(lda.min_vocabulary {params.vocabulary_needed()})",
             n_docs,
         )
+    vectorizer = CountVectorizerModel.from_vocabulary(vocab, inputCol="terms", outputCol="counts")
     counted = vectorizer.transform(docs).select("customer_id", "counts")
+    # Online LDA samples its mini-batches and seeds each document's start per partition, in the
+    # partition's row order: fitted on the cluster's own partitioning, the topics (and every
+    # tag) changed with spark.sql.shuffle.partitions. A fixed partitioning by customer keeps them.
+    fixed = counted.repartition(params.partitions, "customer_id").sortWithinPartitions(
+        "customer_id"
+    )
     lda = LDA(
         k=params.topics,
         maxIter=params.max_iter,
         seed=params.seed,
         featuresCol="counts",
         optimizer="online",
-    ).fit(counted)
-    vocab = vectorizer.vocabulary
+    ).fit(fixed)
     # k rows of a few term indices: bounded by config, safe to collect.
     described = lda.describeTopics(params.terms_per_topic).orderBy("topic").collect()
     names = topic_names([[vocab[i] for i in row["termIndices"]] for row in described])
