@@ -81,33 +81,38 @@ def _scaled(fresh: Column, by_rank: bool) -> Column:
     return F.map_from_entries(scaled)
 
 
+def _merged(acc: Column, scores: Column, filled: int) -> Column:
+    """map<item_idx, array<double>> `acc` (arrays of `filled` scores) with one more
+    component's map appended: 0.0 where either side does not hold the item."""
+    zeros = F.array_repeat(F.lit(0.0), filled)
+    return F.map_zip_with(
+        acc,
+        scores,
+        lambda _, seen, s: F.concat(F.coalesce(seen, zeros), F.array(F.coalesce(s, F.lit(0.0)))),
+    )
+
+
 def with_features(customers: DataFrame, pool: int) -> DataFrame:
     """Adds `_features`: array<struct<item_idx, f array<double>>>, one entry per item in any
     component's fresh list, f in COMPONENTS order. `customers` has `excluded` and a candidate
-    column per component (nullable)."""
+    column per component (nullable).
+
+    The components' maps are merged with map_zip_with, not looked up per item inside a lambda:
+    Spark inlines a column read once into the lambda, which rebuilt every map for every item.
+    """
     excluded = F.coalesce(F.col("excluded"), F.array().cast("array<int>"))
-    fresh = {c: _fresh(F.col(c), excluded, pool) for c in COMPONENTS}
-    maps = {c: _scaled(F.col(f"_f_{c}"), c in BY_RANK) for c in COMPONENTS}
     frame = customers
     for c in COMPONENTS:
-        frame = frame.withColumn(f"_f_{c}", fresh[c])
-    for c in COMPONENTS:
-        frame = frame.withColumn(f"_m_{c}", maps[c])
-    items = F.array_distinct(
-        F.concat(*(F.transform(F.col(f"_f_{c}"), lambda x: x["item_idx"]) for c in COMPONENTS))
-    )
+        frame = frame.withColumn(f"_f_{c}", _fresh(F.col(c), excluded, pool))
+    maps = [_scaled(F.col(f"_f_{c}"), c in BY_RANK) for c in COMPONENTS]
+    merged = F.transform_values(maps[0], lambda _, s: F.array(s))
+    for filled, scores in enumerate(maps[1:], start=1):
+        merged = _merged(merged, scores, filled)
     features = F.transform(
-        items,
-        lambda i: F.struct(
-            i.alias("item_idx"),
-            F.array(
-                *(F.coalesce(F.try_element_at(F.col(f"_m_{c}"), i), F.lit(0.0)) for c in COMPONENTS)
-            ).alias("f"),
-        ),
+        F.map_entries(merged),
+        lambda e: F.struct(e["key"].alias("item_idx"), e["value"].alias("f")),
     )
-    return frame.withColumn(FEATURES, features).drop(
-        *(f"_f_{c}" for c in COMPONENTS), *(f"_m_{c}" for c in COMPONENTS)
-    )
+    return frame.withColumn(FEATURES, features).drop(*(f"_f_{c}" for c in COMPONENTS))
 
 
 def blended(features: Column, weights: Weights) -> Column:
@@ -132,10 +137,14 @@ def blended(features: Column, weights: Weights) -> Column:
 
 
 def _predicted(features: Column, fallback: Column, weights: Weights, k: int) -> Column:
-    """The top k as served: the blended list, then fallback items not already in it."""
+    """The top k as served: the blended list, then fallback items not already in it.
+
+    array_distinct keeps first occurrences in order; 2k fallback items hold at least k that
+    the blended top k does not. (Filtering the fallback by `top` inside a lambda would sort
+    the blended list again for every fallback item.)"""
     top = F.slice(F.transform(blended(features, weights), lambda x: x["item_idx"]), 1, k)
-    rest = F.filter(fallback, lambda p: ~F.array_contains(top, p))
-    return F.transform(F.slice(F.concat(top, rest), 1, k), lambda x: x.cast("double"))
+    filled = F.array_distinct(F.concat(top, F.slice(fallback, 1, 2 * k)))
+    return F.transform(F.slice(filled, 1, k), lambda x: x.cast("double"))
 
 
 def grid_values(

@@ -122,8 +122,12 @@ def recommend(
     neighbours: int,
     min_customers: int,
     kind: Similarity,
+    customers: DataFrame | None = None,
 ) -> DataFrame:
-    """interactions (customer_idx, item_idx, confidence) -> per-customer candidate lists."""
+    """interactions (customer_idx, item_idx, confidence) -> per-customer candidate lists, for
+    `customers` (customer_idx) only when given: similarity still counts every customer, but
+    tuning needs lists for the judged ones alone."""
     hist = history(interactions, max_history)
     sims = item_similarity(hist, kind, min_customers, neighbours)
-    return candidate_lists(user_scores(hist, sims, candidates), depth)
+    scored = hist if customers is None else hist.join(customers, "customer_idx", "left_semi")
+    return candidate_lists(user_scores(scored, sims, candidates), depth)

@@ -516,8 +516,11 @@ class Tuned:
     cutoff: date | None = None
 
 
-def cooccurrence_lists(r: Run, interactions: DataFrame, depth: int) -> DataFrame:
-    """(customer_idx, cooccurrence): co-occurrence candidates over active items."""
+def cooccurrence_lists(
+    r: Run, interactions: DataFrame, depth: int, customers: DataFrame | None = None
+) -> DataFrame:
+    """(customer_idx, cooccurrence): co-occurrence candidates over active items (for
+    `customers` only, when given)."""
     cc = r.cfg.cooccurrence
     return cooccur.recommend(
         interactions,
@@ -527,6 +530,7 @@ def cooccurrence_lists(r: Run, interactions: DataFrame, depth: int) -> DataFrame
         cc.neighbours,
         cc.min_customers,
         cc.similarity,
+        customers,
     )
 
 
@@ -644,7 +648,7 @@ def tune(
     # Co-occurrence alone (popular fallback, as served), recent popularity alone, and the blend
     # of both with the chosen ALS point and popularity.
     with step(log, "recommend tune co-occurrence") as s:
-        co = keep(cooccurrence_lists(r, train, depth))
+        co = keep(cooccurrence_lists(r, train, depth, judged.select("customer_idx")))
         s.rows(customers=co.count())
     recent_top = baselines.popular(recent, every_item, depth).select(
         F.col("items").alias(blend.RECENT_POPULAR)
