@@ -12,8 +12,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from precision_marketing import definitions
+from precision_marketing.features import cadence, interests, transforms
 from precision_marketing.features import categories as feature_categories
-from precision_marketing.features import interests, transforms
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.requirements import require
@@ -61,7 +61,9 @@ def build_snapshot(ctx: JobContext, as_of: date) -> None:
                 log.info("interest topics: %s", ", ".join(topics.names))
             s.rows(documents=topics.documents, topics=len(topics.names))
         with step(log, "features aggregate") as s:
-            orders = transforms.order_features(lines, items, as_of, params.windows_days, categories)
+            orders = transforms.order_features(
+                lines, items, as_of, params.windows_days, categories
+            ).join(cadence.cadence_features(lines, as_of), "customer_id", "left")
             active = definitions.active_customers(raw_events, lines, as_of)
             history = silver("customer_history")
             if "birth_year" not in history.columns:
