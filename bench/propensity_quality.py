@@ -12,7 +12,10 @@ feature snapshots it needs), timing each. It then reports, on the job's validati
   tell at best about the rate;
 - top-decile lift and precision, and the expected calibration error (ECE over deciles);
 - at the run date: the ECE of gold/propensity against the true probability of the next H days,
-  decile by decile (the planted truth is known even where the future is not generated).
+  decile by decile, and the mean served probability against the mean true one (the planted
+  truth is known even where the future is not generated);
+- both candidates' validation ROC AUC (logistic, gbt), which one served, and the base rate and
+  mean calibrated probability on the calibration snapshot.
 
     .venv/bin/python bench/propensity_quality.py --customers 10000 100000 --root /tmp/propbench
 
@@ -120,6 +123,8 @@ def measure(spark: Any, config: Any, run_date: date) -> dict[str, Any]:
     )
     scored_customers = sum(r["n"] for r in by_decile)
     ece_truth = sum(r["n"] / scored_customers * abs(r["predicted"] - r["true"]) for r in by_decile)
+    mean_served = sum(r["n"] * r["predicted"] for r in by_decile) / scored_customers
+    mean_true = sum(r["n"] * r["true"] for r in by_decile) / scored_customers
     model_auc = ops[("propensity", "roc_auc", None)]
     return {
         "validation_as_of": validation_date.isoformat(),
@@ -152,6 +157,13 @@ def measure(spark: Any, config: Any, run_date: date) -> dict[str, Any]:
         "spend_last_period_mae": ops.get(("spend_last_period", "mae", None)),
         "spend_last_period_mape": ops.get(("spend_last_period", "mape", None)),
         "churn_auc": ops.get(("churn", "roc_auc", None)),
+        "logistic_auc": ops.get(("logistic", "roc_auc", None)),
+        "gbt_auc": ops.get(("gbt", "roc_auc", None)),
+        "served": next((m for m in ("gbt", "logistic") if ops.get((m, "chosen", None))), None),
+        "calibration_base_rate": ops.get(("calibration", "base_rate", None)),
+        "calibration_mean_predicted": ops.get(("calibration", "mean_predicted", None)),
+        "mean_served_at_run_date": mean_served,
+        "mean_true_at_run_date": mean_true,
     }
 
 

@@ -23,6 +23,7 @@ signal.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -32,6 +33,7 @@ from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.schemas import silver
 from tests import features_fixture as ff
+from tests.support import make_config, run_stage
 
 RUN_DATE = date(2026, 6, 30)
 TRAIN_AS_OF = date(2026, 5, 19)
@@ -100,3 +102,12 @@ def write_silver(spark: SparkSession, config: Config) -> None:
     current.write.format("delta").mode("overwrite").save(
         tables.table_path(config, Layer.SILVER, "customers")
     )
+
+
+def fitted(spark: SparkSession, directory: Path, *overrides: str) -> Config:
+    """A test config on `directory` (tiny LDA, then `overrides`), this world in silver, and one
+    propensity run for the run date."""
+    config = make_config(directory, "features.lda.max_iter=3", *overrides)
+    write_silver(spark, config)
+    run_stage(spark, config, "propensity", RUN_DATE)
+    return config

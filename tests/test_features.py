@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, IntegerType, StringType, StructField, StructType
 
 from precision_marketing.config import Config
-from precision_marketing.features import categories, transforms
+from precision_marketing.features import cadence, categories, transforms
 from precision_marketing.features.interests import ranked_tags
 from precision_marketing.features.rfm import NO_PURCHASE, RFM_GRID, rfm_segment
 from precision_marketing.io import tables
@@ -93,6 +93,13 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "rfm_m": 3,
         "rfm_fm": 3,
         "rfm_segment": "Potential loyalist",
+        # Purchase days 2025-01-15, 2026-03-01 (o3: refunded only after as_of), 06-01, 06-20
+        # (o4 cancelled, o5 after as_of): gaps 410, 92 and 19 days.
+        "purchase_gap_mean_days": 521 / 3,
+        "purchase_gap_stddev_days": 207.8998156,  # sqrt(((410-m)^2+(92-m)^2+(19-m)^2) / 2)
+        "purchase_recency_ratio": 10 / (521 / 3),
+        # Last 90 days (from 04-01): 100 + 49; the 90 before (from 01-01): o3's 40.
+        "spend_trend": (149 - 40) / (149 + 40),
     },
     "c2": {
         "loyalty_tier": "none",
@@ -130,6 +137,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "rfm_f": 1,
         "rfm_m": 1,
         "rfm_segment": "Needs attention",
+        "purchase_gap_mean_days": None,  # one purchase day
+        "purchase_gap_stddev_days": None,
+        "purchase_recency_ratio": None,
+        "spend_trend": 1.0,  # 10 EUR on 04-15, nothing in the 90 days before
     },
     "c5": {
         "age_band": None,  # no birth year
@@ -150,6 +161,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "rfm_r": None,
         "rfm_segment": NO_PURCHASE,
         "interest_tags": [],
+        "purchase_gap_mean_days": None,
+        "spend_trend": None,
     },
 }
 
@@ -522,3 +535,48 @@ def test_user_features_do_not_depend_on_partitioning(spark: SparkSession, tmp_pa
     assert len(expected) == 43  # c1, c2, c5 and the forty
     assert sum(1 for row in expected if row[tags]) == 42  # fitted: all but c5, who did nothing
     assert again == expected
+
+
+def test_cadence_features_on_hand_written_purchases(spark: SparkSession) -> None:
+    """Purchase days (kept units, known at as_of), their gaps, lateness by the customer's own
+    mean gap, and the bounded spend trend of the last 90 days against the 90 before."""
+
+    def at(days_before: int, hour: int = 12) -> str:
+        return f"{AS_OF - timedelta(days=days_before)}T{hour:02d}:00"
+
+    rows = [
+        # Gaps 10 and 10 (two orders on day 10 are one purchase day); due now.
+        line("s1", 1, "steady", "i2", 1, 10.0, at(30)),
+        line("s2", 1, "steady", "i2", 1, 10.0, at(20)),
+        line("s3", 1, "steady", "i2", 1, 10.0, at(10, 9)),
+        line("s4", 1, "steady", "i2", 1, 10.0, at(10, 18)),
+        # One gap of 70 days, both purchases in the earlier 90 days: spend stopped.
+        line("l1", 1, "lapsed", "i2", 2, 10.0, at(170)),
+        line("l2", 1, "lapsed", "i2", 1, 10.0, at(100)),
+        # 30 EUR in the earlier window, 10 in the recent one: (10 - 30) / 40.
+        line("m1", 1, "mixed", "i2", 3, 10.0, at(120)),
+        line("m2", 1, "mixed", "i2", 1, 10.0, at(60)),
+        # A refund known at as_of and a cancellation leave one purchase day.
+        line("r1", 1, "returned", "i2", 1, 10.0, at(50), refunded=1,
+             refunded_at=at(48), status="refunded"),
+        line("r2", 1, "returned", "i2", 1, 10.0, at(45), status="cancelled"),
+        line("r3", 1, "returned", "i2", 1, 10.0, at(40)),
+        # Refunded only after as_of: still a purchase at as_of.
+        line("k1", 1, "late_refund", "i2", 1, 10.0, at(20)),
+        line("k2", 1, "late_refund", "i2", 1, 10.0, at(5), refunded=1,
+             refunded_at=f"{AS_OF + timedelta(days=2)}T00:00", status="refunded"),
+        # At the as_of instant: not before it.
+        line("a1", 1, "after", "i2", 1, 10.0, f"{AS_OF}T00:00"),
+    ]  # fmt: skip
+    lines = spark.createDataFrame(rows, ORDER_LINES)
+    got = {
+        r["customer_id"]: tuple(r[c] for c in cadence.COLUMNS)
+        for r in cadence.cadence_features(lines, AS_OF).collect()
+    }
+    assert got == {
+        "steady": (10.0, 0.0, 1.0, 1.0),
+        "lapsed": (70.0, None, 100 / 70, -1.0),
+        "mixed": (60.0, None, 1.0, -0.5),
+        "returned": (None, None, None, 1.0),
+        "late_refund": (15.0, None, 5 / 15, 1.0),
+    }

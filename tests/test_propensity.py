@@ -21,7 +21,7 @@ from pyspark.sql.types import (
 
 from precision_marketing.config import ConfigError, load_config
 from precision_marketing.features import availability
-from precision_marketing.propensity import evaluate, model, transforms
+from precision_marketing.propensity import evaluate, job, model, transforms
 from precision_marketing.propensity.evaluate import Bucket
 from tests import features_fixture as ff
 
@@ -306,3 +306,38 @@ def test_features_without_data_are_left_out_before_the_imputer(spark: SparkSessi
     ]  # fmt: skip
     with pytest.raises(ConfigError, match=r"propensity: 1 usable numeric feature\(s\) \(orders\)"):
         availability.check(df, {"orders": "orders", "visits": "visits"}, model="propensity")
+
+
+def test_the_tree_challenger_serves_when_only_a_tree_can_rank(spark: SparkSession) -> None:
+    """Buyers are the customers with x in [0.3, 0.7): a band. Any logistic model ranks by x
+    one way or the other, so each buyer outranks 6 of the 12 non-buyers (ROC AUC 0.5 exactly,
+    or 0.5 by ties with a flat fit); two splits of a depth-2 tree isolate the band (AUC 1).
+    Validation x lie between the training values, away from the split points."""
+    cfg = replace(
+        CFG,
+        derived_features={},
+        model_features=["x"],
+        log_features=[],
+        categorical_features=[],
+    )
+
+    def rows(offset: float) -> DataFrame:
+        xs = [round(offset + 0.05 * i, 4) for i in range(20)]
+        data = [(f"c{i:02d}", x, float(0.3 <= x < 0.7)) for i, x in enumerate(xs)]
+        df = spark.createDataFrame(data, "customer_id string, x double, label double")
+        return transforms.with_class_weights(df)
+
+    train, validation = rows(0.0), rows(0.0125)
+    prep = model.preparation(cfg).fit(train)
+    prepared = prep.transform(train).cache()
+    tuned = model.tune(prepared, cfg)
+    judged = job.challenge(job.candidates(prep, prepared, tuned, cfg), validation, cfg)
+    assert [(c.name, c.metrics["roc_auc"]) for c in judged] == [
+        (job.GBT, pytest.approx(1.0)),
+        (job.LOGISTIC, pytest.approx(0.5)),
+    ]
+    # Without the challenger the logistic model serves, whatever it scores.
+    alone = replace(cfg, gbt=replace(cfg.gbt, enabled=False))
+    only = job.challenge(job.candidates(prep, prepared, tuned, alone), validation, alone)
+    assert [c.name for c in only] == [job.LOGISTIC]
+    prepared.unpersist()

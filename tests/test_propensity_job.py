@@ -19,7 +19,7 @@ from precision_marketing.io.tables import Layer
 from precision_marketing.propensity import job
 from precision_marketing.runtime import JobContext
 from tests import propensity_fixture as fx
-from tests.support import make_config, run_stage
+from tests.support import run_stage
 
 CONTRACT = [
     ("customer_id", "string"),
@@ -48,9 +48,7 @@ def _scores(spark: SparkSession, config: Config) -> list[Any]:
 @pytest.fixture(scope="module")
 def world(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> World:
     """The job run twice for the run date, with no user_features snapshot beforehand."""
-    config = make_config(tmp_path_factory.mktemp("propensity"), "features.lda.max_iter=3")
-    fx.write_silver(spark, config)
-    run_stage(spark, config, "propensity", fx.RUN_DATE)
+    config = fx.fitted(spark, tmp_path_factory.mktemp("propensity"))
     first = [tuple(r) for r in _scores(spark, config)]
     path = tables.table_path(config, Layer.GOLD, job.PROPENSITY)
     first_version = tables.last_commit(spark, path).version
@@ -179,6 +177,15 @@ def test_model_beats_the_recency_baseline(spark: SparkSession, world: World) -> 
     assert m[("churn", "base_rate", None)] == pytest.approx(39 / 59)
     assert m[("churn", "roc_auc", None)] == pytest.approx(1.0)
     assert m[("churn", "pr_auc", None)] == pytest.approx(1.0)
+    # The tree challenger cannot rank better than perfectly: the tie keeps the logistic model.
+    assert m[("logistic", "roc_auc", None)] == pytest.approx(1.0)
+    assert m[("gbt", "roc_auc", None)] <= 1.0
+    assert (m[("logistic", "chosen", None)], m[("gbt", "chosen", None)]) == (1.0, 0.0)
+    # Calibrated on the latest snapshot whose label window has ended (run date - 14): here the
+    # validation snapshot itself. Platt's fit makes its mean the snapshot's base rate.
+    assert m[("calibration", "customers", None)] == 59
+    assert m[("calibration", "base_rate", None)] == pytest.approx(20 / 59)
+    assert m[("calibration", "mean_predicted", None)] == pytest.approx(20 / 59, abs=1e-3)
 
 
 def test_rerun_replaces_the_partition_with_the_same_rows(spark: SparkSession, world: World) -> None:
@@ -199,6 +206,8 @@ def test_model_manifest_and_report(spark: SparkSession, world: World) -> None:
     params = json.loads((directory / "params.json").read_text())
     assert params["train_as_of_dates"] == [fx.TRAIN_AS_OF.isoformat()]
     assert params["validation_as_of_date"] == fx.VALIDATION_AS_OF.isoformat()
+    assert params["calibration_as_of_date"] == fx.VALIDATION_AS_OF.isoformat()
+    assert params["model"] == job.LOGISTIC
     # Every fixture customer's exposure is the whole history: a constant, left out.
     assert params["features"] == {
         "used": ["days_since_last_order", "days_since_last_visit", "order_rate", "visit_rate",
@@ -224,3 +233,33 @@ def test_model_manifest_and_report(spark: SparkSession, world: World) -> None:
     page = (runs[-1] / "index.html").read_text()
     assert "recency_baseline" in page
     assert "exposure_days (constant)" in page
+
+
+@pytest.fixture(scope="module")
+def drift(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """Validated 28 days back (2026-06-02), where the frequent and the one-off buyers bought
+    (RECENT's second order, offset 15, is in [06-02, 06-16)); the latest labelled snapshot is
+    14 days back (06-16), where only the 20 frequent buyers of 59 did."""
+    return fx.fitted(
+        spark, tmp_path_factory.mktemp("propensity-drift"), "propensity.validation_offset_days=28"
+    )
+
+
+def test_served_probabilities_follow_the_latest_base_rate(
+    spark: SparkSession, drift: Config
+) -> None:
+    m = _metrics(spark, drift)
+    assert m[("propensity", "base_rate", None)] == pytest.approx(40 / 59)  # validation
+    assert m[("calibration", "base_rate", None)] == pytest.approx(20 / 59)
+    assert m[("calibration", "mean_predicted", None)] == pytest.approx(20 / 59, abs=1e-3)
+    served = [r["probability"] for r in _scores(spark, drift)]
+    # Exact on the calibration snapshot only: the run date scores 60 customers (L00 has no
+    # feature row), every feature 14 days on. The 20 frequent buyers stay the likely ones:
+    # about 20 / 60, far from the validation snapshot's 40 / 59.
+    assert sum(served) / len(served) == pytest.approx(20 / 59, abs=0.02)
+    version = job.model_version(drift.propensity, fx.RUN_DATE)
+    params = json.loads((Path(job.models_path(drift, version)) / "params.json").read_text())
+    assert (params["validation_as_of_date"], params["calibration_as_of_date"]) == (
+        "2026-06-02",
+        fx.VALIDATION_AS_OF.isoformat(),
+    )

@@ -50,13 +50,9 @@ class Cadence:
 @pytest.fixture(scope="module")
 def c(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Cadence:
     """Fitted on the fixture's run date with a 7-day cadence, then run the next day."""
-    config = make_config(
-        tmp_path_factory.mktemp("registry"),
-        "features.lda.max_iter=3",
-        "propensity.retrain_every_days=7",
+    config = fx.fitted(
+        spark, tmp_path_factory.mktemp("registry"), "propensity.retrain_every_days=7"
     )
-    fx.write_silver(spark, config)
-    run_stage(spark, config, "propensity", fx.RUN_DATE)
     first = job.model_version(config.propensity, fx.RUN_DATE)
     with _info_lines() as lines:
         run_stage(spark, config, "propensity", NEXT_DAY)

@@ -285,6 +285,16 @@ class PropensityGridConfig:
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
+class PropensityGbtConfig:
+    """MLlib GBTClassifier, the challenger of the tuned LogisticRegression on the same rows."""
+
+    enabled: bool
+    max_iter: int  # trees
+    max_depth: int
+    step_size: float  # learning rate
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
 class PropensityConfig:
     horizon_days: int  # H: the label is "bought in [as_of, as_of + H)"
     # Training snapshots, days before the run date; each needs offset >= validation + H so its
@@ -308,6 +318,7 @@ class PropensityConfig:
     max_iter: int
     class_weights: bool  # "balanced" weights: each class weighs half of the rows
     calibration: Literal["platt", "isotonic"]
+    gbt: PropensityGbtConfig
     seed: int
     spend_model: bool  # predicted spend if they buy (expected value = p x spend)
     spend_reg_param: float

@@ -12,8 +12,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from precision_marketing import definitions
+from precision_marketing.features import cadence, daily, interests, transforms
 from precision_marketing.features import categories as feature_categories
-from precision_marketing.features import daily, interests, transforms
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.requirements import require
@@ -71,7 +71,9 @@ def build_snapshot(ctx: JobContext, as_of: date, keep_daily: bool = False) -> No
                     s.rows(daily_rebuilt=int(built.mode == "rebuild"), days_merged=len(built.days))
             else:
                 days = transforms.customer_daily(lines, items, as_of)
-            orders = transforms.orders_from_daily(days, as_of, params.windows_days, categories)
+            orders = transforms.orders_from_daily(
+                days, as_of, params.windows_days, categories
+            ).join(cadence.cadence_features(lines, as_of), "customer_id", "left")
             active = definitions.active_customers(raw_events, lines, as_of)
             history = silver("customer_history")
             if "birth_year" not in history.columns:

@@ -1,11 +1,14 @@
 """propensity: gold/user_features + silver order lines -> calibrated purchase probabilities,
 deciles, predicted spend and churn risk for every active customer (gold/propensity).
 
-Trained on features at past as_of dates with the purchases of the H days after each; tuned by
-TrainValidationSplit; judged and calibrated on a later as_of date (a time-based holdout) against
-a recency-only baseline. Snapshots of user_features these dates need are built by the features
-stage's own code when missing. A rerun for the same run date and config rewrites the same
-partition under the same model version.
+Trained on features at past as_of dates with the purchases of the H days after each; a
+LogisticRegression tuned by TrainValidationSplit and a gradient-boosted tree challenger, the one
+scoring higher on a later as_of date (a time-based holdout) serving, judged there against a
+recency-only baseline. The serving model's calibration is fitted on the latest snapshot whose
+label window has ended by the run date, so the served probabilities follow the latest base rate
+(base rates drift: a model calibrated on an older window runs high or low). Snapshots of
+user_features these dates need are built by the features stage's own code when missing. A rerun
+for the same run date and config rewrites the same partition under the same model version.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -60,6 +63,9 @@ INPUTS = {
 
 MODEL = "propensity"
 BASELINE = "recency_baseline"
+LOGISTIC = "logistic"  # the candidates, by name in ops/propensity_metrics
+GBT = "gbt"
+CALIBRATION = "calibration"  # the calibration snapshot's figures in ops/propensity_metrics
 CHURN = "churn"
 SPEND = "spend"
 SPEND_BASELINE = "spend_last_period"
@@ -141,6 +147,7 @@ class Run:
         self.cfg = ctx.config.propensity
         self.version = model_version(self.cfg, ctx.run_date)
         self.train_dates, self.validation_date = transforms.snapshot_dates(ctx.run_date, self.cfg)
+        self.calibration_date = transforms.latest_labelled_date(ctx.run_date, self.cfg)
         self.persisted = Persisted()
         self.keep = self.persisted.keep
         # What the training rows could carry (set by the feature check, before fitting).
@@ -174,7 +181,53 @@ class Scorers:
 @dataclass
 class Fitted(Scorers):
     tuned: model.Tuned
-    coefficients: list[tuple[str, float]]
+    coefficients: list[tuple[str, float]]  # of the logistic candidate, whichever serves
+    judged: list[Candidate]  # the candidates on the validation snapshot, the chosen one first
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A fitted propensity model (preparation + classifier) and its validation ranking metrics."""
+
+    name: str
+    model: PipelineModel
+    metrics: dict[str, float]
+
+
+def candidates(
+    prep: PipelineModel, prepared: DataFrame, tuned: model.Tuned, cfg: PropensityConfig
+) -> list[tuple[str, PipelineModel]]:
+    """The tuned logistic model and, when enabled, the GBT fitted on the same prepared rows."""
+    fitted = [(LOGISTIC, model.full_model(prep, tuned.model))]
+    if cfg.gbt.enabled:
+        trees = model.gbt(cfg, cfg.class_weights).fit(prepared)
+        fitted.append((GBT, model.full_model(prep, trees)))
+    return fitted
+
+
+def challenge(
+    fitted: list[tuple[str, PipelineModel]], validation: DataFrame, cfg: PropensityConfig
+) -> list[Candidate]:
+    """Each candidate's ROC and PR AUC on the labelled validation rows, the winner by
+    `tuning_metric` first; a tie keeps the earlier (the logistic model: simpler, explainable)."""
+    judged = [
+        Candidate(
+            name,
+            full,
+            evaluate.ranking_metrics(
+                model.with_margin(full.transform(validation)), model.MARGIN, LABEL
+            ),
+        )
+        for name, full in fitted
+    ]
+    key = tuning_key(cfg)
+    best = max(range(len(judged)), key=lambda i: (judged[i].metrics[key], -i))
+    return [judged[best], *(c for i, c in enumerate(judged) if i != best)]
+
+
+def tuning_key(cfg: PropensityConfig) -> str:
+    """The ranking_metrics key of the configured tuning metric."""
+    return "roc_auc" if cfg.tuning_metric == "areaUnderROC" else "pr_auc"
 
 
 def load(spark: SparkSession, config: Config, version: str) -> Scorers:
@@ -239,7 +292,8 @@ def _run(r: Run) -> None:
         return
     check_history(r)
     with step(log, "propensity feature snapshots") as s:
-        built = ensure_snapshots(ctx, [*r.train_dates, r.validation_date, as_of])
+        built = ensure_snapshots(ctx, [*r.train_dates, r.validation_date, r.calibration_date,
+                                       as_of])  # fmt: skip
         s.rows(built=len(built))
     inputs = read_inputs(spark, config)
     cfg = model.resolved(cfg, inputs.features.columns)
@@ -274,22 +328,37 @@ def _run(r: Run) -> None:
         prepared = r.keep(prep.transform(training))
         tuned = model.tune(prepared, cfg)
         names = model.slot_names(prepared, cfg)
-        s.rows(grid_points=len(tuned.grid), features=len(names))
-        log.info("propensity chosen %s (grid: %s)", tuned.best, tuned.grid)
-    propensity_model = model.full_model(prep, tuned.model)
+        log.info("propensity logistic %s (grid: %s)", tuned.best, tuned.grid)
+        fitted_candidates = candidates(prep, prepared, tuned, cfg)
+        s.rows(grid_points=len(tuned.grid), features=len(names), models=len(fitted_candidates))
     with step(log, "propensity validation") as s:
+        labelled_validation = r.keep(inputs.labelled(r.validation_date, cfg))
+        contenders = challenge(fitted_candidates, labelled_validation, cfg)
+        propensity_model = contenders[0].model
+        log.info(
+            "propensity on the validation snapshot: %s; serving %s",
+            ", ".join(f"{c.name} {tuning_key(cfg)} {c.metrics[tuning_key(cfg)]:.4f}"
+                      for c in contenders),
+            contenders[0].name,
+        )  # fmt: skip
         validation = r.keep(
-            model.with_margin(
-                propensity_model.transform(inputs.labelled(r.validation_date, cfg))
-            ).withColumn(RECENCY_SCORE, recency_score(cfg.days_cap))
+            model.with_margin(propensity_model.transform(labelled_validation)).withColumn(
+                RECENCY_SCORE, recency_score(cfg.days_cap)
+            )
         )
-        calibration = model.calibrator(cfg.calibration, model.MARGIN).fit(validation)
         evaluated = [
             evaluate_model(r, validation, MODEL, model.MARGIN),
             evaluate_model(r, validation, BASELINE, RECENCY_SCORE),
         ]
         s.rows(customers=int(evaluated[0].metrics["customers"]))
-    extra: dict[str, dict[str, float]] = {}
+    extra: dict[str, dict[str, float]] = {
+        c.name: {**c.metrics, "chosen": float(c is contenders[0])} for c in contenders
+    }
+    with step(log, "propensity calibration") as s:
+        latest = validation if r.calibration_date == r.validation_date else None
+        calibration, extra[CALIBRATION] = calibrate(r, inputs, propensity_model, latest, True)
+        assert calibration is not None
+        s.rows(customers=int(extra[CALIBRATION]["customers"]))
     spend = churn = None
     if cfg.spend_model:
         with step(log, "propensity spend model") as s:
@@ -310,12 +379,20 @@ def _run(r: Run) -> None:
             }
             s.rows(active_judged=int(extra[CHURN]["customers"]))
     fitted = Fitted(
-        propensity_model, calibration, spend, churn, tuned, model.coefficients(tuned.model, names)
+        propensity_model,
+        calibration,
+        spend,
+        churn,
+        tuned,
+        model.coefficients(tuned.model, names),
+        contenders,
     )
-    settled = settle(r, plan, inputs.labelled(r.validation_date, cfg), inputs, evaluated[0])
+    settled = settle(r, plan, labelled_validation, inputs, evaluated[0])
     champion = registry.serving(plan, settled)
     scorers: Scorers = (
-        fitted if champion.version == r.version else load(spark, config, champion.version)
+        fitted
+        if champion.version == r.version
+        else recalibrated(r, inputs, load(spark, config, champion.version))
     )
     outputs = [
         tables.table_path(config, Layer.GOLD, PROPENSITY),
@@ -379,14 +456,66 @@ def settle(
     return registry.settle(plan, version, champion_auc, cfg.champion_tolerance, not_compared)
 
 
+def calibrate(
+    r: Run,
+    inputs: Inputs,
+    propensity: PipelineModel,
+    scored: DataFrame | None,
+    one_class_too: bool = False,
+) -> tuple[PipelineModel | None, dict[str, float]]:
+    """A calibrator of `propensity`'s margin fitted on the latest labelled snapshot
+    (`r.calibration_date`), and the figures there: customers, base rate and, when fitted, the
+    mean calibrated probability (Platt's fit makes it the base rate). `scored`: that snapshot
+    labelled and scored by `propensity` already (the validation rows when the dates coincide).
+    No calibrator when the snapshot holds one class only, unless `one_class_too` (a fresh fit
+    has no other calibration to fall back on)."""
+    cfg = r.cfg
+    if scored is None:
+        labelled = inputs.labelled(r.calibration_date, cfg)
+        scored = r.keep(model.with_margin(propensity.transform(labelled)))
+    row = scored.agg(F.count(F.lit(1)).alias("n"), F.sum(LABEL).alias("pos")).first()  # one row
+    assert row is not None
+    n, buyers = int(row["n"]), float(row["pos"] or 0.0)
+    figures = {"customers": float(n), "base_rate": buyers / n if n else math.nan}
+    if (buyers == 0 or buyers == n) and not one_class_too:
+        return None, figures
+    fitted = model.calibrator(cfg.calibration, model.MARGIN).fit(scored)
+    mean = model.calibrated(fitted, scored, model.MARGIN, PROBABILITY).agg(F.avg(PROBABILITY))
+    figures["mean_predicted"] = float(mean.first()[0])  # type: ignore[index]
+    log.info(
+        "propensity calibration on %s (the latest snapshot whose %d-day label window has ended"
+        "%s): %d customers, base rate %.4f, mean calibrated probability %.4f",
+        r.calibration_date, cfg.horizon_days,
+        "; the validation snapshot" if r.calibration_date == r.validation_date else "",
+        n, figures["base_rate"], figures["mean_predicted"],
+    )  # fmt: skip
+    return fitted, figures
+
+
+def recalibrated(r: Run, inputs: Inputs, scorers: Scorers) -> Scorers:
+    """`scorers` with its calibration refitted on the latest labelled snapshot: a champion
+    fitted days ago was calibrated on an older window's base rate."""
+    calibration, figures = calibrate(r, inputs, scorers.propensity, None)
+    if calibration is None:
+        log.warning(
+            "propensity: the calibration snapshot %s holds one class only (base rate %s): the "
+            "saved calibration serves",
+            r.calibration_date, figures["base_rate"],
+        )  # fmt: skip
+        return scorers
+    return replace(scorers, calibration=calibration)
+
+
 def serve(r: Run, plan: registry.Plan, champion: registry.Version) -> None:
-    """Between refits: the run date scored by the champion's saved models, nothing fitted."""
+    """Between refits: the run date scored by the champion's saved models, recalibrated on the
+    latest labelled snapshot (one small fit); nothing else fitted."""
     ctx = r.ctx
     with step(log, "propensity feature snapshots") as s:
-        built = ensure_snapshots(ctx, [ctx.run_date])
+        built = ensure_snapshots(ctx, [r.calibration_date, ctx.run_date])
         s.rows(built=len(built))
     inputs = read_inputs(ctx.spark, ctx.config)
-    scorers = load(ctx.spark, ctx.config, champion.version)
+    with step(log, "propensity calibration"):
+        scorers = recalibrated(r, inputs, load(ctx.spark, ctx.config, champion.version))
     path = tables.table_path(ctx.config, Layer.GOLD, PROPENSITY)
     with tables.restored_on_failure(ctx.spark, [path]):
         write_scores(r, inputs, scorers, champion.version)
@@ -558,6 +687,8 @@ def save_model(
             "run_id": r.ctx.run_id,
             "train_as_of_dates": [d.isoformat() for d in r.train_dates],
             "validation_as_of_date": r.validation_date.isoformat(),
+            "calibration_as_of_date": r.calibration_date.isoformat(),
+            "model": fitted.judged[0].name,
             "chosen": fitted.tuned.best.as_dict(),
             "config": asdict(r.cfg),
             # Configured features the training rows could not carry are left out (and why).
@@ -572,6 +703,7 @@ def save_model(
         }
         metrics = {
             "validation": {m.name: m.metrics for m in evaluated},
+            "candidates": {c.name: c.metrics for c in fitted.judged},
             "deciles": {m.name: [asdict(d) for d in m.deciles] for m in evaluated},
             **extra,
             "grid": [{**g.as_dict(), r.cfg.tuning_metric: g.metric} for g in fitted.tuned.grid],
@@ -598,8 +730,13 @@ def write_report(
         "training as_of dates": ", ".join(d.isoformat() for d in r.train_dates),
         "validation as_of date": r.validation_date.isoformat(),
         "horizon (days)": str(r.cfg.horizon_days),
-        "chosen": str(fitted.tuned.best.as_dict()),
-        "calibration": r.cfg.calibration,
+        "model (validation ranking metrics)": "; ".join(
+            f"{c.name}{' (serves)' if c is fitted.judged[0] else ''}: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in sorted(c.metrics.items()))
+            for c in fitted.judged
+        ),
+        "logistic regularization": str(fitted.tuned.best.as_dict()),
+        "calibration": f"{r.cfg.calibration} on the {r.calibration_date.isoformat()} snapshot",
         "features used": ", ".join(
             [*r.features.used, *r.features.used_categorical] if r.features else []
         ),

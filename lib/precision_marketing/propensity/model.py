@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pyspark.ml import Pipeline, PipelineModel, Transformer
-from pyspark.ml.classification import LogisticRegression, LogisticRegressionModel
+from pyspark.ml.classification import GBTClassifier, LogisticRegression, LogisticRegressionModel
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.ml.feature import (
     Imputer,
@@ -178,6 +178,25 @@ def logistic(cfg: PropensityConfig, weighted: bool) -> LogisticRegression:
     if weighted:
         lr.setWeightCol(WEIGHT)
     return lr
+
+
+def gbt(cfg: PropensityConfig, weighted: bool) -> GBTClassifier:
+    """The gradient-boosted tree challenger on the same vector (scaling changes no split).
+
+    Its rawPrediction is (-margin, margin), so `with_margin` and the calibrators read it like
+    the logistic model's log-odds.
+    """
+    trees = GBTClassifier(
+        featuresCol=VECTOR,
+        labelCol=LABEL,
+        maxIter=cfg.gbt.max_iter,
+        maxDepth=cfg.gbt.max_depth,
+        stepSize=cfg.gbt.step_size,
+        seed=cfg.seed,
+    )
+    if weighted:
+        trees.setWeightCol(WEIGHT)
+    return trees
 
 
 def evaluator(

@@ -151,8 +151,18 @@ def render(
                 figures=figures,
             ),
             reports.Section("Deciles", tables=[deciles]),
-            reports.Section("Spend and churn", tables=[extra]),
-            reports.Section("Tuning grid (TrainValidationSplit)", tables=[grid_table]),
-            reports.Section("Coefficients", tables=[coefficient_table]),
+            reports.Section(
+                "Candidates, calibration snapshot, spend and churn",
+                paragraphs=[
+                    "logistic and gbt: each candidate's ranking on the validation snapshot "
+                    "(chosen = 1 serves); calibration: the latest snapshot whose label window "
+                    "has ended, where the serving model's calibrator is fitted."
+                ],
+                tables=[extra],
+            ),
+            reports.Section(
+                "Tuning grid of the logistic model (TrainValidationSplit)", tables=[grid_table]
+            ),
+            reports.Section("Coefficients of the logistic model", tables=[coefficient_table]),
         ],
     )

@@ -57,6 +57,12 @@ def snapshot_dates(run_date: date, cfg: PropensityConfig) -> tuple[list[date], d
     return train, run_date - timedelta(days=cfg.validation_offset_days)
 
 
+def latest_labelled_date(run_date: date, cfg: PropensityConfig) -> date:
+    """The latest as_of whose label window [as_of, as_of + H) has ended by the run date: the
+    freshest base rate there is to calibrate on (the validation date when its offset is H)."""
+    return run_date - timedelta(days=cfg.horizon_days)
+
+
 def window_outcomes(order_lines: DataFrame, start: date, days: int) -> DataFrame:
     """(customer_id, orders, spend) of purchases (`definitions.net_purchase`) in
     [start, start + days), spend summed in exact cents."""
