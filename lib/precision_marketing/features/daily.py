@@ -181,7 +181,7 @@ def _changed_days(
             .distinct()
         )
         # At most one row per day of history: bounded by the history's length, not by data.
-        return sorted(row[0] for row in days.collect())
+        return sorted(row[0] for row in days.collect())  # days, not rows
     except AnalysisException as e:
         log.warning("features: %s is rebuilt: what changed cannot be read (%s)", TABLE, e)
         return None

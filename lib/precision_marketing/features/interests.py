@@ -60,6 +60,7 @@ def vocabulary(docs: DataFrame) -> list[str]:
     CountVectorizer orders tied terms as the partitions arrive, and a term's index decides
     which topic LDA's random start leans it to. Categories plus brands: tens of terms, collected.
     """
+    # One row per distinct term: the vocabulary is tens of terms.
     counts = docs.select(F.explode("terms").alias("term")).groupBy("term").count()
     return [row["term"] for row in counts.orderBy(F.desc("count"), "term").collect()]
 
