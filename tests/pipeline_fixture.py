@@ -32,6 +32,20 @@ class Warehouse:
 
 _built: dict[str, Warehouse] = {}
 
+# The modules that use the warehouse: their tests run in the test process that builds it.
+USED_BY = (
+    "test_generated_pipeline.py",
+    "test_monitor.py",
+    "test_notebooks.py",
+    "test_pipeline_resume.py",
+    "test_schemas.py",
+)
+
+
+def shared_by(nodeid: str) -> str | None:
+    """The scheduling group of a test that uses the warehouse (tests/conftest.py)."""
+    return "pipeline_warehouse" if nodeid.split("::")[0].endswith(USED_BY) else None
+
 
 def pipeline_warehouse(spark: SparkSession, factory: pytest.TempPathFactory) -> Warehouse:
     if "warehouse" not in _built:

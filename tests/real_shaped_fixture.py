@@ -143,6 +143,16 @@ CASES = {
 
 GOLD_LAYER = {"audiences": Layer.ACTIVATION}
 
+# Every test of a case names it as its parameter, except in these modules, which use one case.
+USED_BY = {"test_requirements.py": "views_only"}
+
+
+def shared_by(nodeid: str) -> str | None:
+    """The scheduling group of a test that uses a case's run (tests/conftest.py)."""
+    module, _, test = nodeid.partition("::")
+    case = USED_BY.get(module.rsplit("/", 1)[-1]) or test.partition("[")[2].removesuffix("]")
+    return f"real_shaped[{case}]" if case in CASES else None
+
 
 @dataclass
 class Run:

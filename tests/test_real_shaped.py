@@ -172,10 +172,11 @@ def test_served_lists_exclude_what_the_customer_bought_or_saw_over_all_history(
     assert clashes.count() == 0
 
 
+@pytest.mark.parametrize("name", ["transactions_only"])  # the case in the id: conftest.py
 def test_usd_amounts_are_converted_at_the_configured_rate(
-    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, name: str
 ) -> None:
-    run = pipeline_run(spark, tmp_path_factory, "transactions_only")
+    run = pipeline_run(spark, tmp_path_factory, name)
     with (FIXTURES / "transactions_only" / "transactions" / "online_retail_export.csv").open() as f:
         usd = sum(int(r["Quantity"]) * float(r["UnitPrice"]) for r in csv.DictReader(f))
     lines = read(spark, run.config, Layer.SILVER, "order_lines")
@@ -207,14 +208,15 @@ def _rows_without_run_ids(df: DataFrame) -> list[tuple[Any, ...]]:
     return sorted((tuple(r) for r in df.select(*kept).collect()), key=repr)
 
 
+@pytest.mark.parametrize("name", ["transactions_only"])  # the case in the id: conftest.py
 def test_a_rerun_leaves_gold_and_activation_rows_as_they_were(
-    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, name: str
 ) -> None:
     """README: after a complete attempt, a rerun runs every step again; gold and activation
     keep the same rows (run ids aside) but activation/campaign_runs, a log of publish runs, and
     ops/pipeline_runs gains one row per step. Last in
     this module: the other tests read the first run, which the rerun must leave as it was."""
-    run = pipeline_run(spark, tmp_path_factory, "transactions_only")
+    run = pipeline_run(spark, tmp_path_factory, name)
     assert run.error is None
     warehouse = Path(tables.warehouse(run.config))
     folders = [str(p) for layer in ("gold", "activation") for p in (warehouse / layer).iterdir()]
