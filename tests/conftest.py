@@ -29,8 +29,10 @@ def work_unit(nodeid: str) -> str:
     )
 
 
-# The units that take longest (two to six minutes each on this 2-core machine, sequential run
-# of 2026-11-30) start first, so that the two processes finish close together.
+# Long units (two to six minutes each on this 2-core machine, from the slowest setups of the
+# sequential fresh-clone run of 2026-12-01) start first, so that the two processes finish
+# close together. The two-process run since measured test_sources and test_validate_gates as
+# long too (about 350 s each); the processes still finished together.
 LONGEST_FIRST = (
     "pipeline_warehouse",
     "real_shaped[transactions_only]",
