@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 from xdist.scheduler import LoadScopeScheduling
 
 from precision_marketing.spark import build_session
-from tests import pipeline_fixture, real_shaped_fixture
+from tests import pipeline_fixture, propensity_fixture, real_shaped_fixture
 from tests.support import RUN_DATE, make_config, run_stage
 
 __all__ = ["RUN_DATE", "make_config", "run_stage", "spark"]
@@ -24,6 +24,7 @@ def work_unit(nodeid: str) -> str:
     """The module of a test, or the warehouse it shares with other modules' tests."""
     return (
         pipeline_fixture.shared_by(nodeid)
+        or propensity_fixture.shared_by(nodeid)
         or real_shaped_fixture.shared_by(nodeid)
         or nodeid.split("::")[0]
     )
@@ -36,9 +37,8 @@ def work_unit(nodeid: str) -> str:
 LONGEST_FIRST = (
     "pipeline_warehouse",
     "real_shaped[transactions_only]",
-    "tests/test_registry.py",
+    "propensity_first_fit",
     "real_shaped[replay_1997]",
-    "tests/test_propensity_job.py",
     "tests/test_crash_recovery.py",
     "real_shaped[no_crm]",
     "tests/test_incremental.py",

@@ -22,12 +22,15 @@ signal.
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pyspark.sql import SparkSession
 
+from precision_marketing import models
 from precision_marketing.config import Config
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
@@ -104,10 +107,46 @@ def write_silver(spark: SparkSession, config: Config) -> None:
     )
 
 
-def fitted(spark: SparkSession, directory: Path, *overrides: str) -> Config:
-    """A test config on `directory` (tiny LDA, then `overrides`), this world in silver, and one
-    propensity run for the run date."""
-    config = make_config(directory, "features.lda.max_iter=3", *overrides)
+# The modules whose fixtures start from the first fit: their tests run in one test process
+# (tests/conftest.py), which fits once and copies the warehouse for each of them.
+USED_BY = ("test_propensity_job.py", "test_registry.py")
+
+FITTING = ("features.lda.max_iter=3",)  # a tiny LDA: interests are not what is tested here
+_first_fit: dict[str, Path] = {}
+
+
+def shared_by(nodeid: str) -> str | None:
+    """The scheduling group of a test that uses the first fit (tests/conftest.py)."""
+    return "propensity_first_fit" if nodeid.split("::")[0].endswith(USED_BY) else None
+
+
+def fitted(
+    spark: SparkSession, factory: pytest.TempPathFactory, name: str, *overrides: str
+) -> Config:
+    """A test config on a new directory (FITTING, then `overrides`), this world in silver, and
+    one propensity run for the run date.
+
+    Overrides that leave the fit as it is (models.NOT_FITTED: cadence, tolerance) get a copy of
+    the process's one first fit. Tables keep no absolute path outside the ingest ledger (none
+    here); the model's params.json names its inputs by path, the first fit's, until a rerun.
+    """
+    directory = factory.mktemp(name)
+    config = make_config(directory, *FITTING, *overrides)
+    if not all(_leaves_the_fit(o) for o in overrides):
+        _fit(spark, config)
+        return config
+    if "root" not in _first_fit:
+        root = factory.mktemp("propensity_first_fit")
+        _fit(spark, make_config(root, *FITTING))
+        _first_fit["root"] = root
+    shutil.copytree(_first_fit["root"] / "warehouse", directory / "warehouse")
+    return config
+
+
+def _leaves_the_fit(override: str) -> bool:
+    return override.partition("=")[0].rsplit(".", 1)[-1] in models.NOT_FITTED
+
+
+def _fit(spark: SparkSession, config: Config) -> None:
     write_silver(spark, config)
     run_stage(spark, config, "propensity", RUN_DATE)
-    return config

@@ -55,6 +55,12 @@ CASES = {
             (
                 f"ingest.sources_file={FIXTURES}/transactions_only/sources.yaml",
                 f"currency.rates={{USD: {USD_RATE}}}",
+                # conf/base.yaml's cadence: the first run fits, the rerun serves what it fitted
+                # (a refit's reruns are the model modules' tests).
+                *(
+                    f"{model}.retrain_every_days=7"
+                    for model in ("segment", "recommend", "propensity")
+                ),
             ),
             # Every stage has an input. publish: the CRM exists but has no consent columns, so
             # every matched customer is excluded; measure runs on those audiences.

@@ -48,7 +48,7 @@ def _scores(spark: SparkSession, config: Config) -> list[Any]:
 @pytest.fixture(scope="module")
 def world(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> World:
     """The job run twice for the run date, with no user_features snapshot beforehand."""
-    config = fx.fitted(spark, tmp_path_factory.mktemp("propensity"))
+    config = fx.fitted(spark, tmp_path_factory, "propensity")
     first = [tuple(r) for r in _scores(spark, config)]
     path = tables.table_path(config, Layer.GOLD, job.PROPENSITY)
     first_version = tables.last_commit(spark, path).version
@@ -241,7 +241,7 @@ def drift(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Conf
     (RECENT's second order, offset 15, is in [06-02, 06-16)); the latest labelled snapshot is
     14 days back (06-16), where only the 20 frequent buyers of 59 did."""
     return fx.fitted(
-        spark, tmp_path_factory.mktemp("propensity-drift"), "propensity.validation_offset_days=28"
+        spark, tmp_path_factory, "propensity-drift", "propensity.validation_offset_days=28"
     )
 
 

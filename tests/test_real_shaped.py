@@ -214,8 +214,10 @@ def test_a_rerun_leaves_gold_and_activation_rows_as_they_were(
 ) -> None:
     """README: after a complete attempt, a rerun runs every step again; gold and activation
     keep the same rows (run ids aside) but activation/campaign_runs, a log of publish runs, and
-    ops/pipeline_runs gains one row per step. Last in
-    this module: the other tests read the first run, which the rerun must leave as it was."""
+    ops/pipeline_runs gains one row per step. The case runs with a 7-day cadence, so the rerun
+    serves the models the first run fitted: scores from the saved models equal those written at
+    fit time. Last in this module: the other tests read the first run, which the rerun must
+    leave as it was."""
     run = pipeline_run(spark, tmp_path_factory, name)
     assert run.error is None
     warehouse = Path(tables.warehouse(run.config))

@@ -50,9 +50,7 @@ class Cadence:
 @pytest.fixture(scope="module")
 def c(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Cadence:
     """Fitted on the fixture's run date with a 7-day cadence, then run the next day."""
-    config = fx.fitted(
-        spark, tmp_path_factory.mktemp("registry"), "propensity.retrain_every_days=7"
-    )
+    config = fx.fitted(spark, tmp_path_factory, "registry", "propensity.retrain_every_days=7")
     first = job.model_version(config.propensity, fx.RUN_DATE)
     with _info_lines() as lines:
         run_stage(spark, config, "propensity", NEXT_DAY)

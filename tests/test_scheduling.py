@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests import pipeline_fixture, real_shaped_fixture
+from tests import pipeline_fixture, propensity_fixture, real_shaped_fixture
 from tests.conftest import LONGEST_FIRST, work_unit
 from tests.real_shaped_fixture import CASES
 
@@ -19,6 +19,10 @@ def _modules_calling(pattern: str) -> set[str]:
 
 def test_every_module_using_the_pipeline_warehouse_is_declared() -> None:
     assert _modules_calling(r"pipeline_warehouse\(") == set(pipeline_fixture.USED_BY)
+
+
+def test_every_module_using_the_propensity_first_fit_is_declared() -> None:
+    assert _modules_calling(r"fx\.fitted\(") == set(propensity_fixture.USED_BY)
 
 
 def test_a_real_shaped_case_is_named_in_the_test_id_or_declared_per_module() -> None:
@@ -36,6 +40,7 @@ def test_tests_are_grouped_by_module_or_by_the_warehouse_they_share() -> None:
             "tests/test_real_shaped.py::test_nothing_is_quarantined[no_crm]",
             "tests/test_real_shaped.py::test_committed_fixtures_are_what_make_py_writes",
             "tests/test_requirements.py::test_the_job_exits_4_with_one_line_and_no_traceback",
+            "tests/test_registry.py::test_plan_follows_cadence_monitor_and_replays",
         )
     } == {
         "tests/test_config.py::test_layers_override_in_order": "tests/test_config.py",
@@ -50,6 +55,9 @@ def test_tests_are_grouped_by_module_or_by_the_warehouse_they_share() -> None:
         "tests/test_requirements.py::test_the_job_exits_4_with_one_line_and_no_traceback": (
             "real_shaped[views_only]"
         ),
+        "tests/test_registry.py::test_plan_follows_cadence_monitor_and_replays": (
+            "propensity_first_fit"
+        ),
     }
 
 
@@ -57,6 +65,7 @@ def test_the_longest_units_named_first_exist() -> None:
     root = TESTS.parent
     for unit in LONGEST_FIRST:
         assert (
-            unit in ("pipeline_warehouse", *(f"real_shaped[{c}]" for c in CASES))
+            unit
+            in ("pipeline_warehouse", "propensity_first_fit", *(f"real_shaped[{c}]" for c in CASES))
             or (root / unit).is_file()
         ), unit
