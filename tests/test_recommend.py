@@ -276,3 +276,26 @@ def test_rules_from_kept_baskets(spark: SparkSession) -> None:
     assert_rows(got, [(["a"], "b", 0.5, 1.0, 2.0), (["b"], "a", 0.5, 1.0, 2.0)])
     # min_orders is a count of baskets: no pair is in 3 of them.
     assert rules.association_rules(baskets, 3, 0.5, 1.0).count() == 0
+
+
+def test_rules_keep_the_best_consequents_of_short_antecedents(spark: SparkSession) -> None:
+    # Four baskets: {a, b, c} twice, {a, b} once, {a, d} once.
+    baskets = spark.createDataFrame(
+        [("o1", ["a", "b", "c"]), ("o2", ["a", "b", "c"]), ("o3", ["a", "b"]), ("o4", ["a", "d"])],
+        "order_id string, items array<string>",
+    )
+    every = rules.association_rules(baskets, 2, 0.5, 0.0)
+    # Six one-item rules among a, b and c, and [a, b] -> c, [a, c] -> b, [b, c] -> a.
+    assert every.where(F.size("antecedent") == 2).count() == 3
+    assert every.count() == 9
+    capped = rules.association_rules(baskets, 2, 0.5, 0.0, max_antecedent_items=1, per_antecedent=1)
+    # a -> b and a -> c tie on lift (1): confidence 3/4 beats 1/2. b -> c and c -> b (lift
+    # 4/3) beat b -> a and c -> a (lift 1).
+    assert_rows(
+        capped,
+        [
+            (["a"], "b", 0.75, 0.75, 1.0),
+            (["b"], "c", 0.5, 2 / 3, 4 / 3),
+            (["c"], "b", 0.5, 1.0, 4 / 3),
+        ],
+    )

@@ -17,6 +17,15 @@ def test_best_k_orders_by_score_then_index() -> None:
     assert topk.best_k(scores[:1], 9).tolist() == [[1, 3, 2, 0, 4]]
 
 
+def test_best_k_equals_a_full_sort_with_many_ties() -> None:
+    # 1,000 columns in 32 chunks; scores drawn from four values, so the k-th place is a tie.
+    scores = np.random.default_rng(5).integers(0, 4, (40, 1000)).astype(np.float32)
+    expected = [sorted(range(1000), key=lambda j: (-row[j], j))[:20] for row in scores]
+    assert topk.best_k(scores, 20).tolist() == expected
+    assert topk.rows_per_block(92_331) == 90
+    assert topk.rows_per_block(3) == 2048
+
+
 def test_blocked_top_k_equals_mllib_recommend_for_user_subset(spark: SparkSession) -> None:
     rng = np.random.default_rng(3)
     ratings = [

@@ -211,6 +211,8 @@ class RulesConfig:
     min_orders: int
     min_confidence: float
     min_lift: float
+    max_antecedent_items: int | None  # None: any antecedent FPGrowth finds
+    per_antecedent: int | None  # best consequents kept per antecedent; None: all
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)

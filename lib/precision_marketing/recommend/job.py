@@ -851,7 +851,14 @@ def write_rules(r: Run) -> None:
     with step(log, "recommend rules") as s:
         baskets = rules.baskets(r.inputs.order_lines, as_of, days).persist()
         try:
-            found = rules.association_rules(baskets, rc.min_orders, rc.min_confidence, rc.min_lift)
+            found = rules.association_rules(
+                baskets,
+                rc.min_orders,
+                rc.min_confidence,
+                rc.min_lift,
+                max_antecedent_items=rc.max_antecedent_items,
+                per_antecedent=rc.per_antecedent,
+            )
             out = conform(
                 found.select("*", F.lit(as_of).alias("as_of_date")), gold.ASSOCIATION_RULES
             )

@@ -2,14 +2,15 @@
 
 MLlib's `recommendForUserSubset` crosses user and item blocks and keeps a heap per user on the
 JVM: 1,623 s for 1 M users x 49 k items at rank 64 on two cores, where the same dense product is
-about a minute of BLAS. Here each Arrow batch of user factors (a few thousand rows) is multiplied
-by the item-factor matrix, broadcast once per executor, and `argpartition` keeps the k best per
+about a minute of BLAS. Here each Arrow batch of user factors is multiplied, a block of rows at a
+time, by the item-factor matrix, broadcast once per executor, and `best_k` keeps the k best per
 row. The item side is the catalog (bounded); users stream through in batches, never collected.
 Output has `recommendForUserSubset`'s shape, so either can feed serving.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -23,6 +24,9 @@ from pyspark.sql.types import (
     StructField,
     StructType,
 )
+
+SCORES_PER_BLOCK = 1 << 23
+MIN_BLOCK_ROWS, MAX_BLOCK_ROWS = 16, 2048
 
 RECOMMENDATION = StructType(
     [StructField("item_idx", IntegerType(), False), StructField("rating", FloatType(), False)]
@@ -51,15 +55,32 @@ def item_matrix(items: DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def best_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k highest scores per row, best first (ties: lower index first)."""
-    k = min(k, scores.shape[1])
+    """Column indices of the k highest scores per row, best first (ties: lower index first).
+
+    Exact, without a selection over every column: the rows are cut into at least k chunks;
+    the k-th largest chunk maximum is at most the row's k-th largest score, so only the few
+    scores at or above it are sorted. A full `argpartition` over a 92,000-item catalog costs
+    about 1.7 ms a row here; the chunk maxima and one comparison cost a tenth of that.
+    """
+    rows, columns = scores.shape
+    k = min(k, columns)
     if k == 0:
-        return np.zeros((scores.shape[0], 0), dtype=np.int64)
-    top = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, -k:]
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    # Sort the k kept by score descending, then by index for a stable, reproducible order.
-    order = np.lexsort((top, -top_scores), axis=1)
-    return np.take_along_axis(top, order, axis=1)
+        return np.zeros((rows, 0), dtype=np.int64)
+    if rows == 0:
+        return np.zeros((0, k), dtype=np.int64)
+    chunks = max(k, math.isqrt(columns))
+    width = -(-columns // chunks)
+    chunks = -(-columns // width)  # every chunk holds at least one real column
+    padded = np.full((rows, chunks * width), -np.inf, dtype=scores.dtype)
+    padded[:, :columns] = scores
+    chunk_max = padded.reshape(rows, chunks, width).max(axis=2)
+    floor = np.partition(chunk_max, chunks - k, axis=1)[:, chunks - k]
+    row, column = np.nonzero(scores >= floor[:, None])
+    # By row, then score descending, then column: the first k of each row are its answer.
+    order = np.lexsort((column, -scores[row, column], row))
+    column = column[order]
+    starts = np.concatenate(([0], np.cumsum(np.bincount(row, minlength=rows))[:-1]))
+    return column[starts[:, None] + np.arange(k)].astype(np.int64)
 
 
 def _block(
@@ -87,21 +108,24 @@ def _block(
     return ids.cast(pa.int32()), recommendations
 
 
+def rows_per_block(items: int) -> int:
+    """Users scored at a time: their scores stay near SCORES_PER_BLOCK floats (32 MB). With a
+    92,331-item catalog that is 90 users a block; 2,048 (750 MB of scores) ran 3x slower."""
+    return max(MIN_BLOCK_ROWS, min(MAX_BLOCK_ROWS, SCORES_PER_BLOCK // max(items, 1)))
+
+
 def recommend_for_users(
     users: DataFrame,
     items: DataFrame,
     k: int,
     user_col: str = "customer_idx",
-    block_rows: int = 2048,
 ) -> DataFrame:
     """(user_col, recommendations array<(item_idx, rating)>) for every row of `users`, an
     (id, features) factor table; `items` likewise. Ratings are float32 dot products, as MLlib's.
-
-    `block_rows` users are scored at a time: their scores (block_rows x items floats) stay in
-    cache-friendly tens of megabytes even for a 50,000-item catalog.
     """
     spark = users.sparkSession
     ids, matrix = item_matrix(items)
+    block_rows = rows_per_block(len(ids))
     shared = spark.sparkContext.broadcast((ids, np.ascontiguousarray(matrix.T)))
     names = [user_col, "recommendations"]
 
