@@ -204,7 +204,7 @@ def figures(out: Path) -> None:
     wh = out / "warehouse"
     read = spark.read.format("delta").load
     rec = read(str(wh / "ops" / "recommend_metrics")).where(
-        (F.col("metric") == "ndcg") & F.col("chosen")
+        (F.col("metric") == "ndcgAtK") & F.col("chosen")
     )
     print("\nrecommend, tuning split (ops/recommend_metrics, chosen points):")
     for r in rec.orderBy("k", F.desc("value")).collect():

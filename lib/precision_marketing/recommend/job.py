@@ -798,10 +798,9 @@ def write_similar_items(r: Run, model: ALSModel) -> None:
         active_ids = r.active_items.select(F.col("item_idx").alias("id"))
         unit = similar.unit_factors(model.itemFactors.join(active_ids, "id", "left_semi"))
         neighbours = similar.factor_neighbours(
-            # Room beyond M + 1 so ties at the cut-off are ordered by id, not by the cut.
-            topk.recommend_for_users(
-                unit, unit, cfg.similar_items + 1 + cfg.candidate_buffer, user_col="item_idx"
-            ),
+            # M + 1: the item itself is among them (cosine 1); best_k orders equal scores by
+            # item id, so the cut-off keeps the same items in every run.
+            topk.recommend_for_users(unit, unit, cfg.similar_items + 1, user_col="item_idx"),
             cfg.similar_items,
         )
         names = r.item_ids
