@@ -40,7 +40,7 @@ def association_rules(
     persisted frame. Spark's consequent is always a one-item array; it is unwrapped to the item.
     Rules whose antecedent holds more than `max_antecedent_items` items are left out, and each
     antecedent keeps its `per_antecedent` best consequents (lift, then confidence, then item):
-    a grocer's 155,848 baskets gave 14,761,671 rules uncapped, far more than any
+    a grocer's 118,618 baskets gave 14,761,671 rules uncapped, far more than any
     bought-together slot shows. None: no cap.
     """
     min_support = min(1.0, min_orders / max(baskets.count(), 1))
