@@ -46,22 +46,25 @@ def main() -> None:
     parser.add_argument("--blocked-only", action="store_true", help="skip MLlib's top-k")
     args = parser.parse_args()
     spark = build_session(load_config("local"), "bench-topk")
-    with tempfile.TemporaryDirectory() as tmp:
-        # A saved ALSModel whose factor tables are swapped for the random ones (als.factor_model).
-        seed_model = ALS(rank=args.rank, maxIter=1, implicitPrefs=True, seed=1).fit(
-            spark.createDataFrame([(0, 0, 1.0), (1, 1, 1.0)], "user int, item int, rating float")
-        )
-        seed_model.save(f"{tmp}/seed")
-        users = random_factors(spark, args.users, args.rank, 100).cache()
-        items = random_factors(spark, args.items, args.rank, 500).cache()
-        print(f"users {users.count():,} x items {items.count():,}, rank {args.rank}, k {args.k}")
-        model: ALSModel = als.factor_model(spark, f"{tmp}/seed", users, items, f"{tmp}/random")
-        subset = users.select(F.col("id").alias("user"))
-        blocked = timed("blocked numpy top-k", topk.recommend_for_users(users, items, args.k))
-        if not args.blocked_only:
-            mllib_lists = model.recommendForUserSubset(subset, args.k)
-            mllib = timed("MLlib recommendForUserSubset", mllib_lists)
-            print(f"ratio: {mllib / blocked:.1f}x")
+    users = random_factors(spark, args.users, args.rank, 100).cache()
+    items = random_factors(spark, args.items, args.rank, 500).cache()
+    print(f"users {users.count():,} x items {items.count():,}, rank {args.rank}, k {args.k}")
+    blocked = timed("blocked numpy top-k", topk.recommend_for_users(users, items, args.k))
+    if not args.blocked_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            # A saved ALSModel whose factor tables are swapped for the random ones.
+            seed_model = ALS(rank=args.rank, maxIter=1, implicitPrefs=True, seed=1).fit(
+                spark.createDataFrame(
+                    [(0, 0, 1.0), (1, 1, 1.0)], "user int, item int, rating float"
+                )
+            )
+            seed_model.save(f"{tmp}/seed")
+            model: ALSModel = als.factor_model(spark, f"{tmp}/seed", users, items, f"{tmp}/random")
+            subset = users.select(F.col("id").alias("user"))
+            mllib = timed(
+                "MLlib recommendForUserSubset", model.recommendForUserSubset(subset, args.k)
+            )
+        print(f"ratio: {mllib / blocked:.1f}x")
     spark.stop()
 
 
