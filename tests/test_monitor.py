@@ -27,8 +27,8 @@ from tests.support import RUN_DATE, make_config, run_stage
 
 S = RUN_DATE - timedelta(days=14)  # the matured scoring
 LATER = S + timedelta(days=20)  # after the window: does not count
-SERVING = f"lr-{S:%Y%m%d}-bbbbbbbb"  # scored on R, fitted on S's snapshot
-MATURED = f"lr-{S:%Y%m%d}-aaaaaaaa"
+SERVING = f"prop-{S:%Y%m%d}-bbbbbbbb"  # scored on R, fitted on S's snapshot
+MATURED = f"prop-{S:%Y%m%d}-aaaaaaaa"
 RECS = f"als-{S:%Y%m%d}-cccccccc"
 
 

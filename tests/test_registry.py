@@ -193,8 +193,8 @@ def test_decisions_and_the_served_line_are_exact() -> None:
     assert registry.decide("auc", 0.5, None, 0.0).reason == "no comparable auc: the refit serves"
 
     day = date(2026, 12, 1)
-    old = registry.Version("propensity", "lr-20261124-aaaaaaaa", date(2026, 11, 24), "auc", 0.79)
-    new = registry.Version("propensity", "lr-20261201-bbbbbbbb", day, "auc", 0.80)
+    old = registry.Version("propensity", "prop-20261124-aaaaaaaa", date(2026, 11, 24), "auc", 0.79)
+    new = registry.Version("propensity", "prop-20261201-bbbbbbbb", day, "auc", 0.80)
     plan = registry.Plan("propensity", day, True, "due", old, old.as_of_date, 7)
     promoted, retired = registry.settle(plan, new, 0.79, 0.005)
     assert (promoted.role, retired.role, retired.version) == (
@@ -211,10 +211,10 @@ def test_decisions_and_the_served_line_are_exact() -> None:
         "due",
     )
     assert registry.served_line("propensity", old, plan, False) == (
-        "propensity: served lr-20261124-aaaaaaaa (fitted 2026-11-24, next refit due 2026-12-08)"
+        "propensity: served prop-20261124-aaaaaaaa (fitted 2026-11-24, next refit due 2026-12-08)"
     )
     assert registry.served_line("propensity", new, replace(plan, every_days=0), True) == (
-        "propensity: served lr-20261201-bbbbbbbb (refitted today, refit every run)"
+        "propensity: served prop-20261201-bbbbbbbb (refitted today, refit every run)"
     )
 
 
@@ -248,8 +248,8 @@ def test_plan_follows_cadence_monitor_and_replays(spark: SparkSession, tmp_path:
     """registry.plan on hand-written rows: not due, due, a monitor 'refit' status, a forced
     refit, and a replay of an old date served by the version that served then."""
     config = make_config(tmp_path)
-    old = registry.Version("propensity", "lr-20261117-aaaaaaaa", date(2026, 11, 17), "auc", 0.7)
-    new = registry.Version("propensity", "lr-20261124-bbbbbbbb", date(2026, 11, 24), "auc", 0.8)
+    old = registry.Version("propensity", "prop-20261117-aaaaaaaa", date(2026, 11, 17), "auc", 0.7)
+    new = registry.Version("propensity", "prop-20261124-bbbbbbbb", date(2026, 11, 24), "auc", 0.8)
     registry.record(
         spark, config, [replace(old, role=registry.Role.RETIRED), replace(new, decision="promoted")]
     )

@@ -147,7 +147,7 @@ def monitor_says_refit(spark: SparkSession, config: Config, model: str, version:
             return False
         latest = (
             tables.read(spark, where)
-            # By version alone: version names are unique across models (km-, als-, lr-).
+            # By version alone: version names are unique across models (km-, als-, prop-).
             .where(F.col("model_version") == version)
             .orderBy(F.col("as_of_date").desc())
             .select("status")
@@ -293,9 +293,9 @@ def served_line(model: str, served: Version, plan_: Plan, refitted: bool) -> str
     """The stage's log line (and the summary's): which version served and whether it is new.
 
     >>> p = Plan("propensity", date(2026, 11, 30), False, "", None, date(2026, 11, 24), 7)
-    >>> v = Version("propensity", "lr-20261124-ab12cd34", date(2026, 11, 24), "auc", 0.8)
+    >>> v = Version("propensity", "prop-20261124-ab12cd34", date(2026, 11, 24), "auc", 0.8)
     >>> served_line("propensity", v, p, False)
-    'propensity: served lr-20261124-ab12cd34 (fitted 2026-11-24, next refit due 2026-12-01)'
+    'propensity: served prop-20261124-ab12cd34 (fitted 2026-11-24, next refit due 2026-12-01)'
     """
     due = plan_.next_due()
     when = f"next refit due {due}" if due else "refit every run"

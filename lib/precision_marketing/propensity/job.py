@@ -74,7 +74,7 @@ PROBABILITY = "probability"
 
 
 def model_version(cfg: PropensityConfig, as_of: date) -> str:
-    return models.version("lr", as_of, cfg)
+    return models.version("prop", as_of, cfg)  # logistic or GBT: the winner is in the metrics
 
 
 def models_path(config: Config, *parts: str) -> str:
