@@ -24,6 +24,12 @@ command -v "$python_bin" >/dev/null || python_bin=python3
 command -v java >/dev/null || { echo "setup: Java 17 is required (java not on PATH)" >&2; exit 1; }
 command -v mvn >/dev/null || { echo "setup: Maven is required to resolve the Delta JARs" >&2; exit 1; }
 
+# One setup at a time: runs started together on a stale checkout (./spark-submit.sh sets up
+# first) would otherwise run pip on the same venv at once; the second waits, then finds the
+# stamps fresh.
+exec 9>"$root/.setup.lock"
+flock 9
+
 # Two independent stamps: a dependency change re-installs the venv without touching the JARs
 # that running Spark JVMs hold open, and the JAR folder is swapped in whole, never emptied.
 venv_stamp=".venv/.setup-stamp"

@@ -15,7 +15,7 @@ from xdist.scheduler import LoadScopeScheduling
 
 from precision_marketing.spark import build_session
 from tests import pipeline_fixture, propensity_fixture, real_shaped_fixture
-from tests.support import RUN_DATE, make_config, run_stage
+from tests.support import RUN_DATE, SESSION_JAVA_OPTIONS, make_config, run_stage
 
 __all__ = ["RUN_DATE", "make_config", "run_stage", "spark"]
 
@@ -74,7 +74,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadScope
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
-    config = make_config(tmp_path_factory.mktemp("session"))
+    config = make_config(tmp_path_factory.mktemp("session"), SESSION_JAVA_OPTIONS)
     session = build_session(config, "precision-marketing-tests")
     yield session
     session.stop()

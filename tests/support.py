@@ -14,6 +14,9 @@ from precision_marketing.runtime import JobContext, new_run_id
 
 # The logical date every test run uses, so results never depend on the day the tests run.
 RUN_DATE = date(2026, 6, 30)
+# The JVM of a pytest process's session lives for the whole suite: HotSpot's default tiered JIT,
+# whose C2 compiles pay back over that time (conf/test.yaml gives shorter-lived JVMs C1 alone).
+SESSION_JAVA_OPTIONS = "spark.conf.spark.driver.extraJavaOptions=-XX:+UseSerialGC"
 
 
 def make_config(tmp: Path, *overrides: str) -> Config:

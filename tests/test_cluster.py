@@ -56,7 +56,13 @@ def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "SPARK_HOME": SPARK_HOME, "SPARK_LOCAL_IP": HOST},
+            env={
+                **os.environ,
+                "SPARK_HOME": SPARK_HOME,
+                "SPARK_LOCAL_IP": HOST,
+                # The master and worker live for this module: C1 alone (conf/test.yaml).
+                "SPARK_DAEMON_JAVA_OPTS": "-XX:+UseSerialGC -XX:TieredStopAtLevel=1",
+            },
         )
 
 

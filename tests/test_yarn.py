@@ -53,6 +53,8 @@ RUN_COLUMNS = {
     "pipeline_run_id",
 }
 LOG_FILES = {"stdout", "stderr", "syslog"}
+# The applications' JVMs live minutes: the JIT conf/test.yaml gives such JVMs (C1 alone).
+SHORT_LIVED_JVM = load_config("test").spark.conf["spark.executor.extraJavaOptions"]
 # The data layers; ops/ records durations and run ids.
 LAYERS = ("bronze", "silver", "gold", "quarantine")
 
@@ -132,6 +134,11 @@ def submit_to_yarn(
         "spark.conf.spark.sql.shuffle.partitions=2",
         # Spark's own JARs are on the node already: no 460 MB upload per application.
         f"spark.conf.spark.yarn.jars=local:{jars}/*",
+        # The driver (in the AM's container in cluster mode), a client-mode AM, the executors.
+        *(
+            f"spark.conf.spark.{jvm}.extraJavaOptions={SHORT_LIVED_JVM}"
+            for jvm in ("driver", "yarn.am", "executor")
+        ),
         *options,
     ]
     return subprocess.run(
@@ -418,8 +425,18 @@ def test_the_airflow_dag_runs_ingest_on_yarn(
         PM_PYENV_ARCHIVE=cluster.pyenv,
         PM_PII_SALT=SALT,
         # The gateway's own Spark default (spark-defaults.conf on a real cluster): Spark's JARs
-        # are on the node, so none is uploaded per application.
-        SPARK_SUBMIT_OPTS=f"-Dspark.yarn.jars=local:{jars}/*",
+        # are on the node, so none is uploaded per application. The JVMs: the driver (this
+        # spark-submit's own JVM in client mode), the AM and the executors run C1 alone, as
+        # conf/test.yaml's short-lived JVMs do (one word per -D value: the variable is split
+        # on spaces).
+        SPARK_SUBMIT_OPTS=" ".join(
+            (
+                SHORT_LIVED_JVM,
+                f"-Dspark.yarn.jars=local:{jars}/*",
+                "-Dspark.yarn.am.extraJavaOptions=-XX:TieredStopAtLevel=1",
+                "-Dspark.executor.extraJavaOptions=-XX:TieredStopAtLevel=1",
+            )
+        ),
     )
 
     def airflow(*args: str) -> subprocess.CompletedProcess[str]:
