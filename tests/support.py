@@ -16,7 +16,8 @@ from precision_marketing.runtime import JobContext, new_run_id
 RUN_DATE = date(2026, 6, 30)
 # The JVM of a pytest process's session lives for the whole suite: HotSpot's default tiered JIT,
 # whose C2 compiles pay back over that time (conf/test.yaml gives shorter-lived JVMs C1 alone).
-SESSION_JAVA_OPTIONS = "spark.conf.spark.driver.extraJavaOptions=-XX:+UseSerialGC"
+TIERED_JIT = "-XX:+UseSerialGC"
+SESSION_JAVA_OPTIONS = f"spark.conf.spark.driver.extraJavaOptions={TIERED_JIT}"
 
 
 def make_config(tmp: Path, *overrides: str) -> Config:
