@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ import precision_marketing
 from precision_marketing import definitions
 from precision_marketing.cli import STAGES, configure_logging
 from precision_marketing.config import Config, load_config
+from precision_marketing.generate import next_day as next_day_gen
 from precision_marketing.io import tables
 from precision_marketing.io.tables import Layer
 from precision_marketing.runtime import JobContext, new_run_id
@@ -91,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--regenerate", action="store_true", help="generate even if kept")
     parser.add_argument("--no-quality", action="store_true", help="skip the quality scores")
+    parser.add_argument(
+        "--no-next-day", action="store_true", help="skip the next-day run after the first"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
     parser.add_argument(
         "--update-readme", action="store_true", help="put the table into bench/README.md"
@@ -233,6 +237,7 @@ def run_size(args: argparse.Namespace) -> int:
         shutil.rmtree(size_dir / scratch, ignore_errors=True)
     (size_dir / "eventlog").mkdir(parents=True)
     config = size_config(args, size_dir)
+    forget_next_days(config)
     stages = pipeline_stages(args, config)
     key = generation_key(config, customers, args.run_date)
     marker = size_dir / "generated.json"
@@ -256,12 +261,14 @@ def run_size(args: argparse.Namespace) -> int:
         spark_conf={"master": spark.sparkContext.master, **config.spark.conf},
     )
 
-    def context(job: str, **options: Any) -> JobContext:
-        now = datetime.now(UTC)
-        return JobContext(spark, config, args.run_date, new_run_id(job, now), now, options)
+    next_day = args.run_date + timedelta(days=1)
 
-    def stage_action(stage: str) -> Callable[[], None]:
-        return lambda: STAGES[stage].run(context(stage))
+    def context(job: str, run_date: date = args.run_date, **options: Any) -> JobContext:
+        now = datetime.now(UTC)
+        return JobContext(spark, config, run_date, new_run_id(job, now), now, options)
+
+    def stage_action(stage: str, run_date: date = args.run_date) -> Callable[[], None]:
+        return lambda: STAGES[stage].run(context(stage, run_date))
 
     try:
         if not reuse:
@@ -308,10 +315,35 @@ def run_size(args: argparse.Namespace) -> int:
                 "quality", "quality", lambda: quality(spark, config, args.run_date)
             )
             rec.result["quality"] = scores or {}
+        if not args.no_next_day:
+            # A daily schedule's second day: one more day of landing files on this warehouse,
+            # then every stage again on the day after (models refit by their cadence only).
+            ok, _ = rec.phase(
+                report.NEXT_DAY_GENERATE,
+                "generate",
+                lambda: STAGES["generate"].run(context("generate", next_day, next_day=True)),
+            )
+            if not ok:
+                return finish(rec, spark, "generate --next-day failed")
+            for stage in stages:
+                ok, _ = rec.phase(
+                    report.next_day_phase(stage), "next_day", stage_action(stage, next_day)
+                )
+                if not ok:
+                    return finish(rec, spark, f"next-day stage {stage} failed")
         return finish(rec, spark, None)
     except BaseException:
         finish(rec, spark, "interrupted")
         raise
+
+
+def forget_next_days(config: Config) -> None:
+    """Takes kept landing files back to their history: the day folders and truth rows an earlier
+    run's next day added (generate.next_day) would otherwise be ingested by the first run."""
+    for source in ("transactions", "events"):
+        for day in Path(tables.landing(config, source)).glob(next_day_gen.FOLDER_GLOB):
+            shutil.rmtree(day)
+    shutil.rmtree(tables.ground_truth(config, next_day_gen.TRUTH_TABLE), ignore_errors=True)
 
 
 def finish(rec: Recorder, spark: SparkSession, error: str | None) -> int:

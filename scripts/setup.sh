@@ -92,15 +92,18 @@ if $with_yarn; then
   fi
 
   # The jobs' Python for YARN containers: .venv as a tar.gz, without pyspark's JARs (Spark
-  # ships its own, see spark.yarn.jars) and without the editable install's .pth (it points at
-  # this checkout; the package travels as build/precision_marketing-*.zip via --py-files).
+  # ships its own, see spark.yarn.jars), without the editable install's .pth (it points at
+  # this checkout; the package travels as build/precision_marketing-*.zip via --py-files) and
+  # without what only development uses (scripts/dev_only_files.py: test runners, type checker,
+  # linters, the notebook kernel: 238 MB packed, 387 MB with them).
   # venv-pack refuses editable venvs, hence plain tar: bin/python links to the system
   # python3.11, so nodes need Python 3.11 at the same path (true for this machine).
-  pyenv_want="$(cat .venv/.setup-stamp)"
+  mkdir -p build
+  .venv/bin/python scripts/dev_only_files.py .venv > build/pyenv.exclude
+  pyenv_want="$(cat .venv/.setup-stamp) $(sha256sum < build/pyenv.exclude | cut -c1-16)"
   if [[ ! -f build/pyenv.stamp || "$(cat build/pyenv.stamp)" != "$pyenv_want" || ! -f build/pyenv.tar.gz ]]; then
     echo "setup: packing .venv into build/pyenv.tar.gz (about a minute)"
-    mkdir -p build
-    tar -C .venv -c -I 'gzip -1' -f build/pyenv.tar.gz.tmp \
+    tar -C .venv -c -I 'gzip -1' -f build/pyenv.tar.gz.tmp -X build/pyenv.exclude \
       --exclude=./lib/python3.11/site-packages/pyspark/jars \
       --exclude='./lib/python3.11/site-packages/__editable__*' --exclude=./.setup-stamp .
     mv build/pyenv.tar.gz.tmp build/pyenv.tar.gz

@@ -242,6 +242,48 @@ def test_targets_compare_stages_with_their_floors() -> None:
     assert verdict["recommend_all_customers"]["met"] is False  # recommend did not run
 
 
+def _with_next_day(result: dict[str, Any], *stage_seconds: tuple[str, float]) -> dict[str, Any]:
+    next_day = [_phase(report.next_day_phase(stage), "next_day", s) for stage, s in stage_seconds]
+    return {
+        **result,
+        "phases": [*result["phases"], _phase(report.NEXT_DAY_GENERATE, "generate", 9.0), *next_day],
+    }
+
+
+def test_the_next_day_run_is_a_phase_of_its_own_and_the_targets_apply_at_a_million() -> None:
+    small = _with_next_day(_result(100_000, 10.0, 2.0, 25.0), ("ingest", 3.0), ("features", 5.0))
+    large = _with_next_day(
+        _result(1_000_000, 900.0, 200.0, 1_000.0), ("ingest", 30.0), ("features", 600.0)
+    )
+
+    (step,) = report.scaling([small, large])
+    verdicts = [report.targets(r) for r in (small, large)]
+    text = report.markdown(
+        {
+            "created": "2026-12-02T00:00:00Z",
+            "machine": {"cores": 2, "memory_gb": 23.0, "os": "Linux", "load_before": "1.0",
+                        "load_after": "2.0"},
+            "versions": {"python": "3.11", "delta": "4.4.0", "great_expectations": "1.24.1",
+                         "commit": "abc"},
+            "config": {"env": "local", "run_date": "2026-06-30",
+                       "stages": ["ingest", "validate", "features"], "overrides": []},
+            "sizes": [small, large],
+            "scaling": [step],
+        }
+    )  # fmt: skip
+
+    # The first run's total leaves the next day out; the next day's leaves its generation out.
+    assert report.pipeline_seconds(large) == 2_100.0
+    assert report.total_seconds(large, "next_day") == 630.0
+    assert step["phases"]["next-day run"] == {"ratio": 630.0 / 8.0, "superlinear": True}
+    assert step["phases"]["next day: ingest"] == {"ratio": 10.0, "superlinear": False}
+    # 35 s and 8 s at 100,000: reported, not judged; 35 min and 10.5 min at 1,000,000: missed.
+    assert [v["first_run_wall_clock"]["met"] for v in verdicts] == [None, False]
+    assert [v["next_day_wall_clock"]["met"] for v in verdicts] == [None, False]
+    assert "| next-day run <= 10 min at 1,000,000 | 0.1 min (n/a) | 10.5 min (**no**) |" in text
+    assert "| **next-day run** | 630.0 |" in text
+
+
 def test_markdown_shows_every_size_and_the_verdicts() -> None:
     results = [_result(1_000, 10.0, 2.0, 25.0), _result(10_000, 50.0, 30.0, 400.0)]
     doc = {

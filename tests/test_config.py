@@ -34,8 +34,15 @@ def test_spark_conf_keys_keep_their_dots() -> None:
     assert parse_override("spark.conf.spark.sql.shuffle.partitions=16") == {
         "spark": {"conf": {"spark.sql.shuffle.partitions": 16}}
     }
-    config = load_config("test", ["spark.conf.spark.sql.shuffle.partitions=16"])
+    config = load_config(
+        "test",
+        [
+            "spark.conf.spark.sql.shuffle.partitions=16",
+            "spark.conf.spark.sql.adaptive.enabled=True",
+        ],
+    )
     assert config.spark.conf["spark.sql.shuffle.partitions"] == "16"
+    assert config.spark.conf["spark.sql.adaptive.enabled"] == "true"
 
 
 @pytest.mark.parametrize(

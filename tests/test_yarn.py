@@ -55,6 +55,21 @@ RUN_COLUMNS = {
 LOG_FILES = {"stdout", "stderr", "syslog"}
 # The applications' JVMs live minutes: the JIT conf/test.yaml gives such JVMs (C1 alone).
 SHORT_LIVED_JVM = load_config("test").spark.conf["spark.executor.extraJavaOptions"]
+# conf/test.yaml's settings for tiny data, which the local runs here plan with too. Without
+# them a quality stop on the 20-row landing ran 1,341 tasks (Delta's 50 snapshot partitions per
+# log replay, each a round trip to the one executor) in 186 s of application time.
+TINY_DATA_CONF = {
+    key: load_config("test").spark.conf[key]
+    for key in (
+        "spark.sql.shuffle.partitions",
+        "spark.default.parallelism",
+        "spark.databricks.delta.snapshotPartitions",
+        "spark.sql.codegen.wholeStage",
+        "spark.sql.codegen.factoryMode",
+        "spark.sql.adaptive.enabled",
+        "spark.sql.adaptive.coalescePartitions.enabled",
+    )
+}
 # The data layers; ops/ records durations and run ids.
 LAYERS = ("bronze", "silver", "gold", "quarantine")
 
@@ -131,7 +146,7 @@ def submit_to_yarn(
         "spark.conf.spark.executor.memory=1g",
         "spark.conf.spark.executor.cores=1",
         "spark.conf.spark.dynamicAllocation.maxExecutors=1",
-        "spark.conf.spark.sql.shuffle.partitions=2",
+        *(f"spark.conf.{key}={value}" for key, value in TINY_DATA_CONF.items()),
         # Spark's own JARs are on the node already: no 460 MB upload per application.
         f"spark.conf.spark.yarn.jars=local:{jars}/*",
         # The driver (in the AM's container in cluster mode), a client-mode AM, the executors.
@@ -439,13 +454,19 @@ def test_the_airflow_dag_runs_ingest_on_yarn(
         # are on the node, so none is uploaded per application. The JVMs: the driver (this
         # spark-submit's own JVM in client mode), the AM and the executors run C1 alone, as
         # conf/test.yaml's short-lived JVMs do (one word per -D value: the variable is split
-        # on spaces).
+        # on spaces). The tiny-data settings too, where the job's own --conf (base.yaml,
+        # yarn.yaml) leaves Spark's default: its --conf would win over a -D.
         SPARK_SUBMIT_OPTS=" ".join(
             (
                 SHORT_LIVED_JVM,
                 f"-Dspark.yarn.jars=local:{jars}/*",
                 "-Dspark.yarn.am.extraJavaOptions=-XX:TieredStopAtLevel=1",
                 "-Dspark.executor.extraJavaOptions=-XX:TieredStopAtLevel=1",
+                *(
+                    f"-D{key}={value}"
+                    for key, value in TINY_DATA_CONF.items()
+                    if key not in load_config("yarn").spark.conf
+                ),
             )
         ),
     )

@@ -13,10 +13,10 @@ import os
 import types
 import typing
 from pathlib import Path
-from typing import Any, Generic, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Generic, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.dataclasses import dataclass
 
 CONF_DIR_ENV = "PM_CONF_DIR"
@@ -39,12 +39,17 @@ class ConfigError(ValueError):
         self.see = see
 
 
+def _spark_conf_value(value: Any) -> Any:
+    """Spark reads settings as text: YAML's true/false (`--set ...=false`) as Spark spells them."""
+    return str(value).lower() if isinstance(value, bool) else value
+
+
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class SparkConfig:
     master: str
     app_name: str
     log_level: str
-    conf: dict[str, str]
+    conf: dict[str, Annotated[str, BeforeValidator(_spark_conf_value)]]
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)

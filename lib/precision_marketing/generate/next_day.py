@@ -52,6 +52,9 @@ def landed_days(spark: SparkSession, config: Config) -> int:
     return tables.read(spark, path).count() if tables.is_delta(spark, path) else 0
 
 
+FOLDER_GLOB = "day=*"  # every delivered day's folder
+
+
 def folder(day: date) -> str:
     return f"day={day:%Y%m%d}"
 
