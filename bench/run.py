@@ -340,7 +340,7 @@ def run_size(args: argparse.Namespace) -> int:
 def forget_next_days(config: Config) -> None:
     """Takes kept landing files back to their history: the day folders and truth rows an earlier
     run's next day added (generate.next_day) would otherwise be ingested by the first run."""
-    for source in ("transactions", "events"):
+    for source in next_day_gen.DELIVERED:
         for day in Path(tables.landing(config, source)).glob(next_day_gen.FOLDER_GLOB):
             shutil.rmtree(day)
     shutil.rmtree(tables.ground_truth(config, next_day_gen.TRUTH_TABLE), ignore_errors=True)

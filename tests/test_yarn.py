@@ -54,12 +54,13 @@ RUN_COLUMNS = {
 }
 LOG_FILES = {"stdout", "stderr", "syslog"}
 # The applications' JVMs live minutes: the JIT conf/test.yaml gives such JVMs (C1 alone).
-SHORT_LIVED_JVM = load_config("test").spark.conf["spark.executor.extraJavaOptions"]
+TEST_SPARK_CONF = load_config("test").spark.conf
+SHORT_LIVED_JVM = TEST_SPARK_CONF["spark.executor.extraJavaOptions"]
 # conf/test.yaml's settings for tiny data, which the local runs here plan with too. Without
 # them a quality stop on the 20-row landing ran 1,341 tasks (Delta's 50 snapshot partitions per
 # log replay, each a round trip to the one executor) in 186 s of application time.
 TINY_DATA_CONF = {
-    key: load_config("test").spark.conf[key]
+    key: TEST_SPARK_CONF[key]
     for key in (
         "spark.sql.shuffle.partitions",
         "spark.default.parallelism",

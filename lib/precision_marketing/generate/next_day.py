@@ -53,6 +53,7 @@ def landed_days(spark: SparkSession, config: Config) -> int:
 
 
 FOLDER_GLOB = "day=*"  # every delivered day's folder
+DELIVERED = ("transactions", "events")  # the sources a next day lands files for
 
 
 def folder(day: date) -> str:
