@@ -94,6 +94,7 @@ EVENTS_BAD = [
     event("v-ev-cart-anonymous", customer_id=None, event_type="add_to_cart"),
     event("v-ev-quoted-number", price="7.5"),
     event("v-ev-numeric-id", customer_id=31),
+    event("v-ev-braced-text", event_type="search", item_id=None, search_query='{"q": "[1]"}'),
     event("v-ev-platform", platform="tv"),
     event("v-ev-dup"),
     event("v-ev-dup"),
@@ -238,6 +239,7 @@ KINDS = (
     Kind("anonymous add_to_cart", "events", "v-ev-cart-anonymous"),
     Kind("number as a quoted string", "events", "v-ev-quoted-number"),
     Kind("number where text belongs", "events", "v-ev-numeric-id"),
+    Kind("text that looks like an object", "events", "v-ev-braced-text"),
     Kind("unknown platform (warn)", "events", "v-ev-platform"),
     Kind("exact duplicate event", "events", "v-ev-dup"),
     Kind("field outside the contract (warn)", "events", "v-ev-extra"),
@@ -299,6 +301,7 @@ EXPECTED_SILVER = {
         [
             *("g-ev-view", "g-ev-search", "g-ev-purchase", "g-ev-email", "v-ev-cart-anonymous"),
             *("v-ev-quoted-number", "v-ev-numeric-id", "v-ev-platform", "v-ev-dup", "v-ev-extra"),
+            "v-ev-braced-text",
         ]
     ),
     "customers": ["c1", "c2", "c3", "v-crm-gender", "v-crm-yes"],
@@ -430,6 +433,7 @@ def test_accepted_variants_hold_what_the_contract_says(spark: SparkSession, corp
     variant = {r["event_id"]: r for r in events.where("event_id LIKE 'v-%'").collect()}
     assert variant["v-ev-quoted-number"]["price"] == 7.5
     assert variant["v-ev-numeric-id"]["customer_id"] == "31"
+    assert variant["v-ev-braced-text"]["search_query"] == '{"q": "[1]"}'
     assert variant["v-ev-cart-anonymous"]["customer_id"] is None
     local = read(spark, corpus, Layer.SILVER, "items").where("item_id = 'v-cat-local-time'")
     assert [str(r["updated_at"]) for r in local.collect()] == ["2026-01-01 09:00:00"]

@@ -62,12 +62,12 @@ def params(ctx: JobContext) -> GenParams:
 
 def run(ctx: JobContext) -> None:
     if ctx.options.get("next_day"):
-        next_day.run(replace(ctx, spark=observing_session(ctx.spark, _codegen_conf(ctx.spark))))
+        next_day.run(replace(ctx, spark=observing_session(ctx.spark)))
         return
     if ctx.options.get("if_empty") and _landing_has_files(ctx):
         log.info("generate: landing already holds files; nothing generated (--if-empty)")
         return
-    _run(replace(ctx, spark=observing_session(ctx.spark, _codegen_conf(ctx.spark))))
+    _run(replace(ctx, spark=observing_session(ctx.spark)))
 
 
 def _landing_has_files(ctx: JobContext) -> bool:
@@ -75,19 +75,6 @@ def _landing_has_files(ctx: JobContext) -> bool:
         files.list_files(ctx.spark, tables.landing(ctx.config, source.folder))
         for source in contracts.SOURCES.values()
     )
-
-
-def _codegen_conf(spark: SparkSession) -> dict[str, str]:
-    """The generator's stages are long chains of hash draws. Their whole-stage code exceeds
-    the JVM's 8000-byte JIT limit and then runs interpreted, unless the JVMs were started with
-    -XX:-DontCompileHugeMethods (fastest, measured 3x at 10k customers). Without that flag,
-    a method limit of 8000 makes Spark fall back to per-operator code (2x faster).
-    """
-    conf = spark.sparkContext.getConf()
-    where = "driver" if (spark.sparkContext.master or "").startswith("local") else "executor"
-    if "-XX:-DontCompileHugeMethods" in (conf.get(f"spark.{where}.extraJavaOptions") or ""):
-        return {}
-    return {"spark.sql.codegen.hugeMethodLimit": "8000"}
 
 
 def _run(ctx: JobContext) -> None:

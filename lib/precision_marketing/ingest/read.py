@@ -15,15 +15,12 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
-    BooleanType,
-    DataType,
     LongType,
     MapType,
     StringType,
     StructField,
     StructType,
     TimestampType,
-    VariantType,
 )
 
 from precision_marketing.contracts import Source, max_length
@@ -53,17 +50,16 @@ def read_source(
 
 
 def read_jsonl(spark: SparkSession, mapped: MappedSource, paths: Sequence[str]) -> DataFrame:
-    """One pass over the lines: parse each value as it came (a variant), keep bad lines as raw
-    text.
+    """One pass over the lines: every value read as the text it holds, bad lines kept as raw text.
 
     A line is well formed when it is a JSON object; keys that map to no contract field are
     listed in `_unexpected_fields` (the row itself is kept) instead of being silently dropped.
-    Each value is then checked against its contract type (`_checked_variant`), so `"abc"` where
-    a number belongs or an object where a string belongs is an invalid field, not a null or a
-    stringified object.
+    Values are cast to their contract type from their text, the same casts as CSV's: `"7.5"`
+    and `7.5` are one price, `"abc"` or `true` where a number belongs is an invalid field, and an
+    object or array where text belongs is one too (`_holds_container`), never stringified.
     """
     read_as = mapped.read_columns()
-    schema = StructType([StructField(column, VariantType(), True) for column in read_as])
+    as_text = StructType([StructField(column, StringType(), True) for column in read_as])
     lines = (
         spark.read.text(list(paths))
         .select("value", F.col("_metadata.file_path").alias("_source_file"))
@@ -76,13 +72,25 @@ def read_jsonl(spark: SparkSession, mapped: MappedSource, paths: Sequence[str]) 
             F.col("key").isin(mapped.named_columns())
         )
         _warn_unmapped(mapped, {r[0] for r in found.distinct().collect()})
+    texts = sorted(
+        column
+        for column, name in read_as.items()
+        if isinstance(mapped.source.schema[name].dataType, StringType)
+    )
+    # Flags as columns of their own: the final projection names them where a field's value,
+    # its cast check and its length check would otherwise each repeat the expression.
+    container_flags = {column: f"_container_{i}" for i, column in enumerate(texts)}
     parsed = lines.select(
-        F.from_json("value", schema, {"mode": "PERMISSIVE"}).alias("r"),
+        F.from_json("value", as_text, {"mode": "PERMISSIVE"}).alias("r"),
         "_source_file",
         "value",
         keys.alias("_keys"),
     ).select(
         *[F.col("r").getField(column).alias(column) for column in read_as],
+        *[
+            _holds_container(F.col("value"), F.col("r").getField(column), column).alias(flag)
+            for column, flag in container_flags.items()
+        ],
         "_source_file",
         "value",
         "_keys",
@@ -95,29 +103,33 @@ def read_jsonl(spark: SparkSession, mapped: MappedSource, paths: Sequence[str]) 
         malformed=F.when(F.col("_keys").isNull(), F.col("value")),
         raw_text=F.col("value"),
         unexpected=_names_or_null(F.array_except(F.col("_keys"), expected)),
+        containers={column: F.col(flag) for column, flag in container_flags.items()},
     )
 
 
-def _checked_variant(value: Column, dtype: DataType) -> tuple[Column, Column]:
-    """A JSON value -> (the contract-typed value, true when it does not fit the type).
+def _holds_container(line: Column, text: Column, key: str) -> Column:
+    """True when the line's value under `key`, read as `text`, is a JSON object or array.
 
-    Text fields take JSON strings, numbers and booleans (as their text); numbers take numbers
-    and numeric strings; booleans take booleans and "true"/"false". An object or array never
-    fits a scalar field, nor a boolean a number (which a plain cast would make 1.0).
+    Read as text, the object `{"id": 1}` and a string holding those same characters look alike;
+    only values whose text starts like a container are parsed again (as a variant) to tell them
+    apart, so a common line pays one parse. (Spark SQL functions only: a `from_json` here would
+    take the projection out of whole-stage code generation.)
     """
+    value = F.try_variant_get(F.try_parse_json(line), _variant_path(key), "variant")
     kind = F.schema_of_variant(value)
-    target = StringType() if isinstance(dtype, StringType) else dtype
-    typed = F.try_variant_get(value, "$", target.simpleString())
-    container = kind.startswith("OBJECT") | kind.startswith("ARRAY")
-    if isinstance(dtype, StringType):
-        wrong_kind = container
-    elif isinstance(dtype, BooleanType):
-        wrong_kind = ~kind.isin("BOOLEAN", "STRING")
-    else:
-        wrong_kind = container | (kind == "BOOLEAN")
-    present = value.isNotNull() & (kind != "VOID")
-    invalid = present & (wrong_kind | typed.isNull())
-    return F.when(~wrong_kind, typed).cast(dtype), F.coalesce(invalid, F.lit(False))
+    looks_like = text.startswith("{") | text.startswith("[")
+    return F.when(looks_like, kind.startswith("OBJECT") | kind.startswith("ARRAY")).otherwise(
+        F.lit(False)
+    )
+
+
+def _variant_path(key: str) -> str:
+    """The variant path of a top-level key, quoted so any name a user's export has works."""
+    if '"' not in key:
+        return f'$["{key}"]'
+    if "'" not in key:
+        return f"$['{key}']"
+    raise ValueError(f"a JSON key with both quote characters is not supported: {key!r}")
 
 
 def read_parquet(spark: SparkSession, mapped: MappedSource, paths: Sequence[str]) -> DataFrame:
@@ -204,6 +216,7 @@ def _to_contract(
     malformed: Column,
     raw_text: Column,
     unexpected: Column,
+    containers: dict[str, Column] | None = None,
 ) -> DataFrame:
     """The user's columns -> the contract's fields: renamed, constants filled, cast, and times
     rewritten as ISO text.
@@ -228,12 +241,9 @@ def _to_contract(
             fallbacks[field.name] = FALLBACKS.get((source.name, field.name))
             continue
         value, dtype = F.col(f"`{column}`"), dtypes[column]
-        is_text = field.name in source.time_fields or field.name in source.date_fields
-        if isinstance(dtype, VariantType):
-            value, cast_failed[field.name] = _checked_variant(
-                value, StringType() if is_text else field.dataType
-            )
-            dtype = StringType() if is_text else field.dataType
+        if containers and column in containers:  # JSON: an object is no text
+            cast_failed[field.name] = containers[column]
+            value = F.when(~containers[column], value)
         if field.name in source.time_fields:
             typed[field.name] = bronze_time(value, dtype, mapping)
         elif field.name in source.date_fields:
@@ -254,9 +264,14 @@ def _to_contract(
             log.warning("%s: no %s column: %s", mapped.name, name, fallback.consequence)
             typed[name] = fallback.value(typed).cast(source.schema[name].dataType)
     any_cast_failed = reduce(Column.__or__, cast_failed.values(), F.lit(False))
+    texts = {f.name for f in source.schema.fields if isinstance(f.dataType, StringType)}
     invalid = [
-        F.when(cast_failed.get(name, F.lit(False)) | _too_long(name, value), F.lit(name))
-        for name, value in typed.items()
+        F.when(
+            cast_failed.get(name, F.lit(False))
+            | (_too_long(name, typed[name]) if name in texts else F.lit(False)),
+            F.lit(name),
+        )
+        for name in sorted(typed)
     ]
     return raw.select(
         *[value.alias(name) for name, value in typed.items()],
@@ -265,14 +280,17 @@ def _to_contract(
         .when(any_cast_failed, raw_text)
         .alias("_corrupt_record"),
         unexpected.alias("_unexpected_fields"),
-        F.when(malformed.isNull(), _names_or_null(F.array_compact(F.array(*invalid)))).alias(
+        F.when(malformed.isNull(), F.nullif(F.concat_ws(",", *invalid), F.lit(""))).alias(
             "_invalid_fields"
         ),
     )
 
 
 def _too_long(name: str, value: Column) -> Column:
-    return F.coalesce(F.length(value.cast("string")) > max_length(name), F.lit(False))
+    """Text longer than the contract allows; its byte count (known without a scan) rules out
+    most values before their characters are counted."""
+    limit = max_length(name)
+    return F.coalesce(F.when(F.octet_length(value) > limit, F.length(value) > limit), F.lit(False))
 
 
 def _warn_unmapped(mapped: MappedSource, found: set[str]) -> None:
@@ -311,7 +329,8 @@ def bronze_schema(source: Source) -> StructType:
 
 
 def _names_or_null(names: Column) -> Column:
-    return F.when(F.size(names) > 0, F.array_join(F.array_sort(names), ","))
+    # sort_array, not array_sort: a lambda-sorted array takes the projection out of codegen.
+    return F.when(F.size(names) > 0, F.array_join(F.sort_array(names), ","))
 
 
 def with_ingest_metadata(df: DataFrame, batch_no: int, run_id: str) -> DataFrame:
