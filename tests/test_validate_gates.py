@@ -14,7 +14,7 @@ from precision_marketing.config import ConfigError
 from precision_marketing.io import tables, watermarks
 from precision_marketing.io.tables import Layer
 from precision_marketing.runtime import DataQualityError
-from precision_marketing.validate.suites import load_suite
+from precision_marketing.validate.suites import Conflict, Suite, load_suite, with_conflict_flags
 from tests.support import make_config, run_stage
 from tests.tiny_landing import write_tiny_landing
 
@@ -164,3 +164,29 @@ def test_a_crashing_silver_run_leaves_every_table_as_it_was(
     assert watermarks.get(spark, config, "silver", "events") == 0
     run_stage(spark, config, "silver")
     assert tables.read(spark, tables.table_path(config, Layer.SILVER, "events")).count() == 3
+
+
+@pytest.mark.parametrize("broadcast_keys", [False, True], ids=["shuffled", "broadcast keys"])
+def test_a_key_changed_since_an_earlier_batch_is_flagged_in_both_lookups(
+    spark: SparkSession, broadcast_keys: bool
+) -> None:
+    """The earlier-batch lookup gives the same flags whether the batch's keys are broadcast
+    (a daily batch) or the history is aggregated as a whole (a backfill)."""
+    suite = Suite("t", [], conflicts={"unchanged": Conflict(["k"], earlier=True)})
+    earlier = spark.createDataFrame(
+        [("a", "1"), ("b", "1"), ("b", "1"), ("c", "1"), ("d", "1")], "k string, v string"
+    )
+    batch = spark.createDataFrame(
+        [("a", "1"), ("b", "2"), ("c", "1"), ("c", "2"), ("e", "9"), (None, "1")],
+        "k string, v string",
+    )
+    flagged = with_conflict_flags(batch, suite, ["k", "v"], earlier, broadcast_keys)
+    got = sorted((r["k"] or "", r["v"], r["unchanged"]) for r in flagged.collect())
+    assert got == [
+        ("", "1", True),  # no key: nothing to compare
+        ("a", "1", True),  # the same content again
+        ("b", "2", False),  # other content than before
+        ("c", "1", True),
+        ("c", "2", False),  # within the batch, only the differing copy breaks with the past
+        ("e", "9", True),  # a new key
+    ]

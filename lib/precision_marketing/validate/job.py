@@ -43,6 +43,10 @@ SET_EXPECTATIONS = ("expect_column_values_to_be_in_set", "expect_column_values_t
 # Reference tables are validated first, so their keys are known to the tables that point at them.
 VALIDATION_ORDER = ("catalog", "crm", "transactions", "events")
 
+# A batch of up to this many rows sends its keys to every task (tens of MB at most) to look up
+# earlier batches; a larger one (a backfill) is joined with them by a shuffle.
+BROADCAST_BATCH_ROWS = 2_000_000
+
 # One record per validated batch range and rule: the MERGE key of ops/validation_results.
 RESULTS_KEY = ("table", "batch_from", "batch_to", "rule")
 
@@ -188,13 +192,15 @@ def _validate_table(
     # by the counts, the quarantine split and (as extra columns it ignores) Great Expectations.
     # Whole-batch rules (uniqueness) have no flag: their row counts are Great Expectations'.
     row_rules = {f"_broken_{i}": r for i, r in enumerate(r for r in rules if r.has_row_predicate)}
+    earlier = _earlier_rows(bronze, suite.table, done)
     typed = (
         suites.with_reference_flags(TYPED[suite.table](batch), suite, lookups, unchecked)
         .transform(
             suites.with_conflict_flags,
             suite,
             SOURCES[suite.table].schema.fieldNames(),
-            _earlier_rows(bronze, suite.table, done),
+            earlier,
+            broadcast_keys=earlier is not None and batch.count() <= BROADCAST_BATCH_ROWS,
         )
         .withColumns({flag: suites.violation(r, params) for flag, r in row_rules.items()})
         .cache()

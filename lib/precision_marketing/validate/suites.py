@@ -260,16 +260,24 @@ def with_reference_flags(
 
 
 def with_conflict_flags(
-    df: DataFrame, suite: Suite, fields: list[str], earlier: DataFrame | None = None
+    df: DataFrame,
+    suite: Suite,
+    fields: list[str],
+    earlier: DataFrame | None = None,
+    broadcast_keys: bool = False,
 ) -> DataFrame:
     """Adds one boolean column per suite conflict: false on every row of a key whose rows in
     the batch (or, for an `earlier` conflict, in the `earlier` batches) differ in any of
-    `fields` (the contract's), so no copy silently wins."""
+    `fields` (the contract's), so no copy silently wins.
+
+    `broadcast_keys` (a batch small enough to send its keys to every task): the earlier
+    batches are only scanned for the batch's keys instead of being aggregated as a whole, so a
+    daily batch costs a scan of the history, not a shuffle of it."""
     content = F.xxhash64(*[F.col(f) for f in fields])
     for flag, conflict in suite.conflicts.items():
         keys = [F.expr(k) for k in conflict.keys]
         if conflict.earlier:
-            df = _with_earlier_conflict_flag(df, flag, keys, content, earlier)
+            df = _with_earlier_conflict_flag(df, flag, keys, content, earlier, broadcast_keys)
             continue
         window = Window.partitionBy(*keys)
         differs = F.min(content).over(window) != F.max(content).over(window)
@@ -279,16 +287,25 @@ def with_conflict_flags(
 
 
 def _with_earlier_conflict_flag(
-    df: DataFrame, flag: str, keys: list[Column], content: Column, earlier: DataFrame | None
+    df: DataFrame,
+    flag: str,
+    keys: list[Column],
+    content: Column,
+    earlier: DataFrame | None,
+    broadcast_keys: bool,
 ) -> DataFrame:
     if earlier is None:
         return df.withColumn(flag, F.lit(True))
     names = [f"_{flag}_k{i}" for i in range(len(keys))]
     keyed = reduce(Column.__and__, [k.isNotNull() for k in keys], F.lit(True))
-    before = (
-        earlier.where(keyed)
-        .groupBy(*[k.alias(n) for k, n in zip(keys, names, strict=True)])
-        .agg(F.min(content).alias(f"_{flag}_lo"), F.max(content).alias(f"_{flag}_hi"))
+    named = [k.alias(n) for k, n in zip(keys, names, strict=True)]
+    earlier = earlier.where(keyed).select(*named, content.alias(f"_{flag}_content"))
+    if broadcast_keys:
+        batch_keys = df.where(keyed).select(*named).distinct()
+        earlier = earlier.join(F.broadcast(batch_keys), names, "left_semi")
+    hashed = F.col(f"_{flag}_content")
+    before = earlier.groupBy(*names).agg(
+        F.min(hashed).alias(f"_{flag}_lo"), F.max(hashed).alias(f"_{flag}_hi")
     )
     match = reduce(
         Column.__and__, [k == F.col(n) for k, n in zip(keys, names, strict=True)], F.lit(True)
