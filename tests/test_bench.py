@@ -239,6 +239,9 @@ def test_targets_compare_stages_with_their_floors() -> None:
     assert verdict["validate_share_of_ingest"]["value"] == 0.2
     assert verdict["validate_share_of_ingest"]["met"] is True
     assert verdict["features_vs_floor"]["met"] is None
+    # ingest 10 s over the landing floor's 10 s: 1.0x (<= 1.5x); silver did not run.
+    assert verdict["ingest_vs_floor"] == {"value": 1.0, "limit": 1.5, "met": True}
+    assert verdict["silver_vs_floor"] == {"value": None, "limit": 1.5, "met": None}
     assert verdict["recommend_all_customers"]["met"] is False  # recommend did not run
 
 
@@ -302,7 +305,9 @@ def test_markdown_shows_every_size_and_the_verdicts() -> None:
 
     assert "**10,000 customers**" in text
     assert "| features | 25.0 | 400.0 | 16.00 **superlinear** |" in text
-    assert "| validate <= 25% of ingest | 20% (yes) | 60% (**no**) |" in text
+    assert "| validate <= 40% of ingest | 20% (yes) | 60% (**no**) |" in text
+    assert "| ingest <= 1.5x landing scan+write | 1.00x (yes) | 5.00x (**no**) |" in text
+    assert "| features <= 3.0x silver scan+aggregate | 1.25x (yes) | 20.00x (**no**) |" in text
 
 
 def test_combine_takes_each_size_from_the_newest_run_that_measured_it() -> None:
@@ -349,7 +354,7 @@ def test_combine_takes_each_size_from_the_newest_run_that_measured_it() -> None:
     ]
     text = report.markdown(combined)
     assert "- 10,000, 100,000: run 2026-11-25T10:00:00Z, commit new, overrides " in text
-    assert "| validate <= 25% of ingest | 20% (yes) | 20% (yes) | 20% (yes) |" in text
+    assert "| validate <= 40% of ingest | 20% (yes) | 20% (yes) | 20% (yes) |" in text
     assert "| phase | s @ 1,000 | s @ 10,000 | s @ 100,000 | x (100,000 / 10,000) |" in text
     assert "| ingest | 10.0 | 40.0 | 300.0 | 7.50 |" in text
     assert (
