@@ -72,11 +72,7 @@ def read_jsonl(spark: SparkSession, mapped: MappedSource, paths: Sequence[str]) 
             F.col("key").isin(mapped.named_columns())
         )
         _warn_unmapped(mapped, {r[0] for r in found.distinct().collect()})
-    texts = sorted(
-        column
-        for column, name in read_as.items()
-        if isinstance(mapped.source.schema[name].dataType, StringType)
-    )
+    texts = sorted(c for c, name in read_as.items() if name in _text_fields(mapped.source))
     # Flags as columns of their own: the final projection names them where a field's value,
     # its cast check and its length check would otherwise each repeat the expression.
     container_flags = {column: f"_container_{i}" for i, column in enumerate(texts)}
@@ -264,7 +260,7 @@ def _to_contract(
             log.warning("%s: no %s column: %s", mapped.name, name, fallback.consequence)
             typed[name] = fallback.value(typed).cast(source.schema[name].dataType)
     any_cast_failed = reduce(Column.__or__, cast_failed.values(), F.lit(False))
-    texts = {f.name for f in source.schema.fields if isinstance(f.dataType, StringType)}
+    texts = _text_fields(source)
     invalid = [
         F.when(
             cast_failed.get(name, F.lit(False))
@@ -284,6 +280,11 @@ def _to_contract(
             "_invalid_fields"
         ),
     )
+
+
+def _text_fields(source: Source) -> set[str]:
+    """Contract fields that hold text: the ones with a length limit and no room for an object."""
+    return {f.name for f in source.schema.fields if isinstance(f.dataType, StringType)}
 
 
 def _too_long(name: str, value: Column) -> Column:
