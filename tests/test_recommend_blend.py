@@ -78,37 +78,44 @@ def test_lift_count_and_min_customers(hist: DataFrame) -> None:
     assert_rows(strict, [(1, 1, 3.0, 3), (2, 2, 2.0, 2), (3, 3, 2.0, 2)])
 
 
-def test_user_scores_and_lists_exact(spark: SparkSession, hist: DataFrame) -> None:
+def test_scores_and_lists_exact(spark: SparkSession, hist: DataFrame) -> None:
     sims = cooccur.item_similarity(hist, "jaccard", min_customers=1, neighbours=2)
     active = spark.createDataFrame([(1,), (2,), (3,)], "item_idx int")
-    scores = cooccur.user_scores(hist, sims, active)
+
+    def lists(depth: int) -> dict[int, list[tuple[int, float]]]:
+        return {
+            r["customer_idx"]: [(c["item_idx"], round(c["score"], 12)) for c in r["cooccurrence"]]
+            for r in cooccur.candidate_lists(hist, sims, active, depth).collect()
+        }
+
     # c1: i1 (2.0) -> j1 2*1; i2 (1.0) -> j2 1*1, j3 1/3.  c2: i3 (4.0) -> j3 4, j2 4/3;
     # i1 (1.0) -> j1 1.  c3: i2 (3.0) -> j2 3, j3 1; i3 (1.0) -> j3 1, j2 1/3.
     # c4: i4 (1.0) -> j1 1/3 (j4 inactive); i1 (0.5) -> j1 0.5.
-    assert_rows(
-        scores,
-        [
-            (1, 1, 2.0),
-            (1, 2, 1.0),
-            (1, 3, 1 / 3),
-            (2, 3, 4.0),
-            (2, 2, 4 / 3),
-            (2, 1, 1.0),
-            (3, 2, 10 / 3),
-            (3, 3, 2.0),
-            (4, 1, 5 / 6),
-        ],
-    )
-    lists = {
-        r["customer_idx"]: [(c["item_idx"], round(c["score"], 9)) for c in r["cooccurrence"]]
-        for r in cooccur.candidate_lists(scores, depth=2).collect()
+    third = round(1 / 3, 12)
+    assert lists(10) == {
+        1: [(1, 2.0), (2, 1.0), (3, third)],
+        2: [(3, 4.0), (2, round(4 / 3, 12)), (1, 1.0)],
+        3: [(2, round(10 / 3, 12)), (3, 2.0)],
+        4: [(1, round(5 / 6, 12))],
     }
-    assert lists == {
+    assert lists(2) == {
         1: [(1, 2.0), (2, 1.0)],
-        2: [(3, 4.0), (2, round(4 / 3, 9))],
-        3: [(2, round(10 / 3, 9)), (3, 2.0)],
-        4: [(1, round(5 / 6, 9))],
+        2: [(3, 4.0), (2, round(4 / 3, 12))],
+        3: [(2, round(10 / 3, 12)), (3, 2.0)],
+        4: [(1, round(5 / 6, 12))],
     }
+
+
+def test_lists_leave_out_customers_without_a_score(spark: SparkSession, hist: DataFrame) -> None:
+    # c4's items are i4 (inactive) and i1; with only i2 shown, i1's neighbours (i1, i4) score
+    # nothing for c4, and i2 ties for c1 (1.0 x 1) and c3 (3.0 x 1 + 1.0 x 1/3).
+    sims = cooccur.item_similarity(hist, "jaccard", min_customers=1, neighbours=2)
+    only_i2 = spark.createDataFrame([(2,)], "item_idx int")
+    got = {
+        r["customer_idx"]: [(c["item_idx"], round(c["score"], 12)) for c in r["cooccurrence"]]
+        for r in cooccur.candidate_lists(hist, sims, only_i2, 5).collect()
+    }
+    assert got == {1: [(2, 1.0)], 2: [(2, round(4 / 3, 12))], 3: [(2, round(10 / 3, 12))]}
 
 
 def test_simplex_grid_corners_first() -> None:

@@ -168,7 +168,8 @@ def test_rules_metrics_model_and_report(spark: SparkSession, plain: dict) -> Non
     assert coverage[("als", 1)] == pytest.approx(4 / 9)
     assert coverage[("popular", 3)] == pytest.approx(5 / 9)
     model_dir = models_path(config, version)
-    for part in ("als/metadata", "customer_ids", "item_ids", "params.json", "metrics.json"):
+    parts = ("als/metadata", "customer_ids", "item_ids", "params.json", "metrics.json")
+    for part in (*parts, "cooccurrence"):  # the blend serves: its item similarities too
         assert files.exists(spark, f"{model_dir}/{part}"), part
     reports = Path(tables.reports_path(config, "recommend"))
     assert sorted(p.name for p in reports.glob("*/[!.]*")) == [

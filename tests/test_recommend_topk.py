@@ -26,6 +26,19 @@ def test_best_k_equals_a_full_sort_with_many_ties() -> None:
     assert topk.rows_per_block(3) == 2048
 
 
+def test_ranked_float64_positive_only_cuts_short_rows() -> None:
+    # float64 ranks by lexsort; a sparse product's zeros are no score at all.
+    scores = np.array(
+        [[0.0, 2.5, 0.0, 2.5, 1e-300], [0.0, 0.0, 0.0, 0.0, 0.0], [1 / 3, 1 / 3 + 1e-16, 0, 0, 7]]
+    )
+    counts, columns = topk.ranked(scores, 3, positive=True)
+    assert counts.tolist() == [3, 0, 3]
+    assert columns.tolist() == [1, 3, 4, 4, 1, 0]
+    counts, columns = topk.ranked(scores, 2)
+    assert counts.tolist() == [2, 2, 2]
+    assert columns.tolist() == [1, 3, 0, 1, 4, 1]
+
+
 def test_blocked_top_k_equals_mllib_recommend_for_user_subset(spark: SparkSession) -> None:
     rng = np.random.default_rng(3)
     ratings = [

@@ -1,4 +1,5 @@
-"""Item-to-item co-occurrence scores (SAR-style) in Spark SQL.
+"""Item-to-item co-occurrence scores (SAR-style): similarities in Spark SQL, a customer's
+scores by sparse matrix products.
 
 A customer's affinity for an item is its implicit confidence (event weights, time decay with
 `recommend.half_life_days`, capped), the same number ALS trains on. Two items are similar when
@@ -8,17 +9,27 @@ the sum over their items i of affinity(i) x similarity(i, j), over the `neighbou
 items of each i (an item is its own neighbour, as in SAR, so a viewed item scores too).
 
 Both caps keep the work bounded whatever the data: the self-join makes at most
-customers x max_history^2 pairs and the scoring customers x max_history x neighbours rows.
+customers x max_history^2 pairs and the scoring customers x max_history x neighbours
+multiply-adds. The similarities are a model: a version saves them beside its ALS factors and
+serves them until the next refit (recommend/job.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Literal
 
+import numpy as np
+import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+from scipy import sparse
 
-from precision_marketing.recommend.serve import by_score
+from precision_marketing.recommend import topk
+from precision_marketing.recommend.baselines import CANDIDATES
+
+LISTS = f"customer_idx int, cooccurrence {CANDIDATES}"
+SIMILARITY = "item_idx int, similar_idx int, similarity double, customers long"
 
 Similarity = Literal["jaccard", "lift", "count"]
 
@@ -86,48 +97,76 @@ def item_similarity(
     )
 
 
-def user_scores(hist: DataFrame, similarity: DataFrame, candidates: DataFrame) -> DataFrame:
-    """(customer_idx, item_idx, score): sum of affinity x similarity over the customer's items,
-    for candidate items only (item_idx of items that may be shown)."""
+def similarity_matrix(similarity: DataFrame, candidates: DataFrame) -> sparse.csr_matrix:
+    """items x items: similarity[i, j] for candidate items j (item_idx of items that may be
+    shown), on the driver: it holds at most catalog x neighbours entries."""
     shown = similarity.join(
         candidates.select(F.col("item_idx").alias("similar_idx")), "similar_idx", "left_semi"
     )
-    return (
-        hist.join(shown, "item_idx")
-        .groupBy("customer_idx", F.col("similar_idx").alias("item_idx"))
-        .agg(F.sum(F.col("affinity") * F.col("similarity")).alias("score"))
+    table = shown.select("item_idx", "similar_idx", "similarity").toArrow()
+    i, j = table["item_idx"].to_numpy(), table["similar_idx"].to_numpy()
+    size = int(max(i.max(), j.max())) + 1 if len(i) else 0
+    return sparse.csr_matrix((table["similarity"].to_numpy(), (i, j)), shape=(size, size))
+
+
+def _scored_block(block: pa.RecordBatch, matrix: sparse.csr_matrix, depth: int) -> pa.RecordBatch:
+    """One block of baskets -> its customers' lists: the sparse product of their affinities
+    and the similarities, then the `depth` best positive scores per customer (customers
+    without any are left out)."""
+    items, affinities = block.column("items"), block.column("affinities")
+    offsets = items.offsets.to_numpy()
+    columns = items.flatten().to_numpy()
+    size = matrix.shape[0]
+    width = max(size, int(columns.max()) + 1 if len(columns) else 0)
+    basket = sparse.csr_matrix(
+        (affinities.flatten().to_numpy(), columns, offsets - offsets[0]),
+        shape=(block.num_rows, width),
+    )[:, :size]  # items without similarities add nothing
+    scores = (basket @ matrix).toarray()
+    counts, best = topk.ranked(scores, depth, positive=True)
+    rows = np.repeat(np.arange(block.num_rows), counts)
+    listed = counts > 0
+    lists = pa.ListArray.from_arrays(
+        pa.array(np.concatenate(([0], np.cumsum(counts[listed]))).astype(np.int32)),
+        pa.StructArray.from_arrays(
+            [pa.array(best.astype(np.int32)), pa.array(scores[rows, best])],
+            fields=[
+                pa.field("item_idx", pa.int32(), nullable=False),
+                pa.field("score", pa.float64(), nullable=False),
+            ],
+        ),
     )
+    customers = block.column("customer_idx").filter(pa.array(listed))
+    return pa.RecordBatch.from_arrays([customers, lists], names=["customer_idx", "cooccurrence"])
 
 
-def candidate_lists(scores: DataFrame, depth: int) -> DataFrame:
-    """(customer_idx, cooccurrence array<struct<item_idx, score>>): the `depth` best per
-    customer, best first (ties to the smaller item id). A customer's list holds at most
-    max_history x neighbours entries before the cut."""
-    return scores.groupBy("customer_idx").agg(
-        F.slice(
-            by_score(
-                F.collect_list(F.struct("item_idx", F.col("score").cast("double").alias("score")))
-            ),
-            1,
-            depth,
-        ).alias("cooccurrence")
-    )
-
-
-def recommend(
-    interactions: DataFrame,
-    candidates: DataFrame,
-    depth: int,
-    max_history: int,
-    neighbours: int,
-    min_customers: int,
-    kind: Similarity,
-    customers: DataFrame | None = None,
+def candidate_lists(
+    hist: DataFrame, similarity: DataFrame, candidates: DataFrame, depth: int
 ) -> DataFrame:
-    """interactions (customer_idx, item_idx, confidence) -> per-customer candidate lists, for
-    `customers` (customer_idx) only when given: similarity still counts every customer, but
-    tuning needs lists for the judged ones alone."""
-    hist = history(interactions, max_history)
-    sims = item_similarity(hist, kind, min_customers, neighbours)
-    scored = hist if customers is None else hist.join(customers, "customer_idx", "left_semi")
-    return candidate_lists(user_scores(scored, sims, candidates), depth)
+    """(customer_idx, cooccurrence array<struct<item_idx, score>>): per customer of `hist`, the
+    `depth` candidate items (item_idx) with the largest sum of affinity x similarity over the
+    customer's items, best first (ties to the smaller item id); customers with no positive
+    score have no row.
+
+    A sparse product per block of customers against the broadcast similarity matrix, as
+    topk.py does for ALS: a Spark join of histories to neighbours made customers x history x
+    neighbours rows to shuffle (36 s against 11 s for 93,560 customers, 5,000 items).
+    """
+    matrix = similarity_matrix(similarity, candidates)
+    shared = hist.sparkSession.sparkContext.broadcast(matrix)
+    block_rows = topk.rows_per_block(matrix.shape[1])
+    # Sorted by item: the same sums in the same order on every run.
+    baskets = hist.groupBy("customer_idx").agg(
+        F.sort_array(F.collect_list(F.struct("item_idx", "affinity"))).alias("_h")
+    )
+
+    def score(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for start in range(0, batch.num_rows, block_rows):
+                yield _scored_block(batch.slice(start, block_rows), shared.value, depth)
+
+    return baskets.select(
+        "customer_idx",
+        F.col("_h.item_idx").alias("items"),
+        F.col("_h.affinity").alias("affinities"),
+    ).mapInArrow(score, LISTS)

@@ -55,6 +55,7 @@ from precision_marketing.schemas.project import conform
 log = logging.getLogger(__name__)
 
 MODEL = "recommend"  # its name in ops/model_versions
+SIMILARITY = "cooccurrence"  # a version's item similarities, beside its ALS factors
 CUSTOMER_IDS = "recommend_customer_ids"
 ITEM_IDS = "recommend_item_ids"
 RECOMMENDATIONS = "recommendations"
@@ -140,6 +141,7 @@ class Run:
     # excluded_pairs as of the run date: customer_id, item_id, since, item_idx, customer_idx
     # (null for customers without interactions in the window)
     excluded: DataFrame
+    keep: Callable[[DataFrame], DataFrame]  # persists a frame for the run
     # Figures of the run for ops/recommend_metrics (model "run") and params.json.
     facts: dict[str, float | None] = field(default_factory=dict)
 
@@ -237,7 +239,17 @@ def prepare(
         ).join(customer_ids, "customer_id", "left")
     )
     r = Run(
-        ctx, cfg, inputs, version, scratch, customer_ids, item_ids, active_items, train, excluded
+        ctx,
+        cfg,
+        inputs,
+        version,
+        scratch,
+        customer_ids,
+        item_ids,
+        active_items,
+        train,
+        excluded,
+        keep,
     )
     r.facts.update(history_facts("history", params.lookback_days, left))
     count_rules_window(r)
@@ -282,6 +294,8 @@ def _run(
         files.write_text(
             spark, f"{model_dir}/metrics.json", json.dumps(metrics_json(metrics, best), indent=2)
         )
+        if tuned.weights is not None:  # the blend serves: its similarities are part of it
+            save_similarity(r, model_dir)
         s.rows(training_rows=train.count())
     model = ALSModel.load(f"{model_dir}/als")  # factors read back: a short lineage downstream
 
@@ -304,7 +318,7 @@ def _run(
         )
     ]
     with tables.restored_on_failure(spark, [*outputs, registry.path(config)]):
-        write_recommendations(served, model, weights)
+        write_recommendations(served, model, weights, model_dir)
         write_similar_items(served, model)
         write_rules(r)
         write_metrics(r, metrics, best)
@@ -321,9 +335,9 @@ def _run(
 
 
 def serve_champion(r: Run, plan: registry.Plan, champion: registry.Version) -> None:
-    """Between refits: the champion's saved factors and blend weights serve the run date;
-    co-occurrence, popularity and the rules are recomputed on today's data (Spark SQL, cheap
-    beside a fit). Customers the champion has no factors for get the blend's other parts or
+    """Between refits: the champion's saved factors, blend weights and item similarities serve
+    the run date; each customer's co-occurrence scores, popularity and the rules come from
+    today's data. Customers the champion has no factors for get the blend's other parts or
     the segment-popular / popular fallback, as in any run."""
     spark, config = r.ctx.spark, r.ctx.config
     model_dir = models_path(config, champion.version)
@@ -334,7 +348,7 @@ def serve_champion(r: Run, plan: registry.Plan, champion: registry.Version) -> N
         for name in (RECOMMENDATIONS, SIMILAR_ITEMS, RULES)
     ]
     with tables.restored_on_failure(spark, outputs):
-        write_recommendations(r, model, weights)
+        write_recommendations(r, model, weights, model_dir)
         write_similar_items(r, model)
         write_rules(r)
     log.info("%s", registry.served_line(MODEL, champion, plan, False))
@@ -517,21 +531,42 @@ class Tuned:
 
 
 def cooccurrence_lists(
-    r: Run, interactions: DataFrame, depth: int, customers: DataFrame | None = None
+    r: Run,
+    interactions: DataFrame,
+    depth: int,
+    customers: DataFrame | None = None,
+    similarity: DataFrame | None = None,
 ) -> DataFrame:
-    """(customer_idx, cooccurrence): co-occurrence candidates over active items (for
-    `customers` only, when given)."""
+    """(customer_idx, cooccurrence): co-occurrence candidates over active items, for
+    `customers` only when given; the item similarities of `interactions` unless given (a
+    saved version's)."""
     cc = r.cfg.cooccurrence
-    return cooccur.recommend(
-        interactions,
-        r.active_items.select("item_idx"),
-        depth,
-        cc.max_history,
-        cc.neighbours,
-        cc.min_customers,
-        cc.similarity,
-        customers,
-    )
+    hist = cooccur.history(interactions, cc.max_history)
+    if similarity is None:
+        hist = r.keep(hist)  # read twice: the similarities and the scores
+        similarity = cooccur.item_similarity(hist, cc.similarity, cc.min_customers, cc.neighbours)
+    scored = hist if customers is None else hist.join(customers, "customer_idx", "left_semi")
+    return cooccur.candidate_lists(scored, similarity, r.active_items.select("item_idx"), depth)
+
+
+def save_similarity(r: Run, model_dir: str) -> None:
+    """The item similarities of the run date's interactions, saved with the version: between
+    refits the version serves them with each day's histories, as it serves its ALS factors."""
+    cc = r.cfg.cooccurrence
+    hist = cooccur.history(r.current, cc.max_history)
+    cooccur.item_similarity(hist, cc.similarity, cc.min_customers, cc.neighbours).write.mode(
+        "overwrite"
+    ).parquet(f"{model_dir}/{SIMILARITY}")
+
+
+def saved_similarity(r: Run, model_dir: str) -> DataFrame | None:
+    """A version's saved similarities; None for a version saved before they were kept (the
+    run date's are computed then)."""
+    path = f"{model_dir}/{SIMILARITY}"
+    if not files.exists(r.ctx.spark, path):
+        log.info("recommend: %s has no saved similarities: computed from today's data", model_dir)
+        return None
+    return r.ctx.spark.read.schema(cooccur.SIMILARITY).parquet(path)
 
 
 def blend_pool(r: Run) -> int:
@@ -720,9 +755,12 @@ def top_k(r: Run, model: ALSModel, customers: DataFrame, k: int) -> DataFrame:
     return topk.recommend_for_users(users, items, k)
 
 
-def write_recommendations(r: Run, model: ALSModel, weights: blend.Weights | None) -> None:
-    """Top-N per active customer: the blend with the tuned weights (or ALS alone without
-    them) over active items, then segment-popular, then popular."""
+def write_recommendations(
+    r: Run, model: ALSModel, weights: blend.Weights | None, model_dir: str
+) -> None:
+    """Top-N per active customer: the blend with the tuned weights and the similarities saved
+    in `model_dir` (or ALS alone without them) over active items, then segment-popular, then
+    popular."""
     spark, cfg, as_of = r.ctx.spark, r.cfg, r.ctx.run_date
     with step(log, "recommend recommendations") as s:
         depth = candidate_depth(r, cfg.top_n)
@@ -741,7 +779,7 @@ def write_recommendations(r: Run, model: ALSModel, weights: blend.Weights | None
         popular = baselines.popular(r.current, r.active_items, depth)
         frame = frame.crossJoin(F.broadcast(popular.select(F.col("items").alias(serve.POPULAR))))
         if weights is not None:
-            frame = with_blend(r, frame, depth, weights)
+            frame = with_blend(r, frame, depth, weights, saved_similarity(r, model_dir))
         segments = r.segments_at(as_of, "segment-popular fallback")
         if segments is not None:
             recent = r.interactions(as_of, cfg.popular_days)
@@ -770,10 +808,16 @@ def write_recommendations(r: Run, model: ALSModel, weights: blend.Weights | None
         s.rows(rows=tables.last_commit(spark, path).rows("numOutputRows"))
 
 
-def with_blend(r: Run, frame: DataFrame, depth: int, weights: blend.Weights) -> DataFrame:
+def with_blend(
+    r: Run,
+    frame: DataFrame,
+    depth: int,
+    weights: blend.Weights,
+    similarity: DataFrame | None,
+) -> DataFrame:
     """The blended list in the model slot for customers known to ALS or co-occurrence (the
     others keep the fallbacks); the ALS list leaves the frame."""
-    co = cooccurrence_lists(r, r.current, depth)
+    co = cooccurrence_lists(r, r.current, depth, similarity=similarity)
     recent = baselines.popular(
         r.interactions(r.ctx.run_date, r.cfg.popular_days), r.active_items, depth
     )

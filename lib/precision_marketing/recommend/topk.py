@@ -54,22 +54,22 @@ def item_matrix(items: DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return ids, np.array([r[1] for r in rows], dtype=np.float32)
 
 
-def best_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k highest float32 scores per row, best first (ties: lower index
-    first).
+def ranked(scores: np.ndarray, k: int, positive: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(entries per row, column indices): each row's k highest scores, best first (ties: lower
+    index first), the rows' lists concatenated. With `positive` only scores above 0 count, so a
+    row may hold fewer than k (a sparse product's zeros are "no score", not a low one).
 
     Exact, without a selection over every column: each row is cut into at least k chunks, and
     the k-th largest chunk maximum is at most the row's k-th largest score, so only the few
-    scores at or above it are sorted, by one integer key per score (row, then the score's bits
-    in descending order; a stable sort keeps equal scores in column order). Against a full
-    `argpartition` and `lexsort`: 92,331 columns, k 11, about 1.7 ms a row -> 0.1 ms.
+    scores at or above it are sorted: float32 by one integer key per score (row, then the
+    score's bits in descending order), others by `lexsort`; both stable, so equal scores keep
+    column order. Against a full `argpartition` and `lexsort`: 92,331 columns, k 11, about
+    1.7 ms a row -> 0.1 ms.
     """
     rows, columns = scores.shape
     k = min(k, columns)
-    if k == 0:
-        return np.zeros((rows, 0), dtype=np.int64)
-    if rows == 0:
-        return np.zeros((0, k), dtype=np.int64)
+    if k == 0 or rows == 0:
+        return np.zeros(rows, dtype=np.int64), np.zeros(0, dtype=np.int64)
     width = max(1, columns // max(k, math.isqrt(columns)))
     whole = columns // width * width
     chunk_max = scores[:, :whole].reshape(rows, -1, width).max(axis=2)
@@ -77,14 +77,27 @@ def best_k(scores: np.ndarray, k: int) -> np.ndarray:
         chunk_max = np.concatenate([chunk_max, scores[:, whole:].max(axis=1, keepdims=True)], 1)
     chunks = chunk_max.shape[1]
     floor = np.partition(chunk_max, chunks - k, axis=1)[:, chunks - k]
+    if positive:
+        floor = np.maximum(floor, np.nextafter(scores.dtype.type(0), scores.dtype.type(1)))
     flat = np.flatnonzero(scores >= floor[:, None])
     row, column = np.divmod(flat, columns)
-    bits = np.ascontiguousarray(scores).ravel()[flat].view(np.int32).astype(np.int64)
-    ascending = np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)  # ordered like the floats
-    order = np.argsort((row << 33) - ascending, kind="stable")
-    column = column[order]
-    starts = np.concatenate(([0], np.cumsum(np.bincount(row, minlength=rows))[:-1]))
-    return column[starts[:, None] + np.arange(k)]
+    values = np.ascontiguousarray(scores).ravel()[flat]
+    if values.dtype == np.float32:
+        bits = values.view(np.int32).astype(np.int64)
+        ascending = np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)  # ordered like the floats
+        order = np.argsort((row << 33) - ascending, kind="stable")
+    else:
+        order = np.lexsort((-values, row))
+    row, column = row[order], column[order]
+    counts = np.bincount(row, minlength=rows)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    return np.minimum(counts, k), column[np.arange(len(row)) - starts[row] < k]
+
+
+def best_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k highest scores per row, best first (ties: lower index first)."""
+    _, columns = ranked(scores, k)
+    return columns.reshape(scores.shape[0], min(k, scores.shape[1]))
 
 
 def _block(
