@@ -166,6 +166,42 @@ def test_a_crashing_silver_run_leaves_every_table_as_it_was(
     assert tables.read(spark, tables.table_path(config, Layer.SILVER, "events")).count() == 3
 
 
+@pytest.mark.parametrize("max_collected", [10, 1, 0], ids=["collected", "window", "no keys"])
+def test_copies_that_differ_within_a_batch_are_flagged_whoever_finds_them(
+    spark: SparkSession, max_collected: int
+) -> None:
+    """The differing keys found by the aggregate (up to max_collected) flag exactly the rows
+    the window flags (past it); keys a microsecond apart stay apart."""
+    suite = Suite("t", [], conflicts={"consistent": Conflict(["k", "at"])})
+    batch = spark.sql(
+        "SELECT k, TIMESTAMP(at) AS at, v FROM VALUES "
+        "('a', '2026-01-01 10:00:00.000001', '1'), ('a', '2026-01-01 10:00:00.000001', '2'), "
+        "('a', '2026-01-01 10:00:00.000002', '1'), "  # another key: a microsecond later
+        "('b', '2026-01-01 10:00:00', '1'), ('b', '2026-01-01 10:00:00', '1'), "  # copies
+        "('c', '2026-01-01 10:00:00', '1'), ('c', '2026-01-01 10:00:00', '3'), "
+        "(NULL, '2026-01-01 10:00:00', '1'), (NULL, '2026-01-01 10:00:00', '2') "  # no key
+        "AS t(k, at, v)"
+    )
+    if max_collected == 0:  # no key differs: the flag is a constant
+        batch = batch.where("k = 'b'")
+    flagged = with_conflict_flags(batch, suite, ["k", "at", "v"], max_collected=max_collected)
+    got = sorted(
+        (r["k"] or "", r["at"].microsecond, r["v"], r["consistent"]) for r in flagged.collect()
+    )
+    expected = [
+        ("", 0, "1", True),
+        ("", 0, "2", True),
+        ("a", 1, "1", False),
+        ("a", 1, "2", False),
+        ("a", 2, "1", True),
+        ("b", 0, "1", True),
+        ("b", 0, "1", True),
+        ("c", 0, "1", False),
+        ("c", 0, "3", False),
+    ]
+    assert got == (expected if max_collected else [e for e in expected if e[0] == "b"])
+
+
 @pytest.mark.parametrize("broadcast_keys", [False, True], ids=["shuffled", "broadcast keys"])
 def test_a_key_changed_since_an_earlier_batch_is_flagged_in_both_lookups(
     spark: SparkSession, broadcast_keys: bool

@@ -194,14 +194,14 @@ def _validate_table(
     row_rules = {f"_broken_{i}": r for i, r in enumerate(r for r in rules if r.has_row_predicate)}
     earlier = _earlier_rows(bronze, suite.table, done)
     typed = (
-        suites.with_reference_flags(TYPED[suite.table](batch), suite, lookups, unchecked)
-        .transform(
-            suites.with_conflict_flags,
+        suites.with_conflict_flags(
+            TYPED[suite.table](batch),
             suite,
             SOURCES[suite.table].schema.fieldNames(),
             earlier,
             broadcast_keys=earlier is not None and batch.count() <= BROADCAST_BATCH_ROWS,
         )
+        .transform(suites.with_reference_flags, suite, lookups, unchecked)
         .withColumns({flag: suites.violation(r, params) for flag, r in row_rules.items()})
         .cache()
     )

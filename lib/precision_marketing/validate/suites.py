@@ -259,12 +259,18 @@ def with_reference_flags(
     return df
 
 
+# In-batch conflicts: up to this many differing keys come back to the driver and flag rows as
+# a set of literals; a batch with more (mostly conflicting copies) is judged by a window.
+MAX_COLLECTED_CONFLICTS = 10_000
+
+
 def with_conflict_flags(
     df: DataFrame,
     suite: Suite,
     fields: list[str],
     earlier: DataFrame | None = None,
     broadcast_keys: bool = False,
+    max_collected: int = MAX_COLLECTED_CONFLICTS,
 ) -> DataFrame:
     """Adds one boolean column per suite conflict: false on every row of a key whose rows in
     the batch (or, for an `earlier` conflict, in the `earlier` batches) differ in any of
@@ -272,18 +278,59 @@ def with_conflict_flags(
 
     `broadcast_keys` (a batch small enough to send its keys to every task): the earlier
     batches are only scanned for the batch's keys instead of being aggregated as a whole, so a
-    daily batch costs a scan of the history, not a shuffle of it."""
+    daily batch costs a scan of the history, not a shuffle of it. An in-batch conflict runs one
+    aggregation job (`_with_batch_conflict_flag`)."""
     content = F.xxhash64(*[F.col(f) for f in fields])
     for flag, conflict in suite.conflicts.items():
         keys = [F.expr(k) for k in conflict.keys]
         if conflict.earlier:
             df = _with_earlier_conflict_flag(df, flag, keys, content, earlier, broadcast_keys)
-            continue
-        window = Window.partitionBy(*keys)
-        differs = F.min(content).over(window) != F.max(content).over(window)
-        keyed = reduce(Column.__and__, [k.isNotNull() for k in keys], F.lit(True))
-        df = df.withColumn(flag, ~(keyed & differs))
+        else:
+            df = _with_batch_conflict_flag(df, flag, keys, content, max_collected)
     return df
+
+
+def _with_batch_conflict_flag(
+    df: DataFrame, flag: str, keys: list[Column], content: Column, max_collected: int
+) -> DataFrame:
+    """Finds the keys whose copies differ with a narrow aggregate (keys and a content hash,
+    no sort), where a window would shuffle and sort every whole row; usually there are none
+    and the flag is a constant. Found keys flag their rows by hash, confirmed by the keys'
+    exact text; past `max_collected` of them, the window judges."""
+    keyed = reduce(Column.__and__, [k.isNotNull() for k in keys], F.lit(True))
+    names = [f"_{flag}_k{i}" for i in range(len(keys))]
+
+    def key_text(parts: list[Column]) -> Column:
+        return F.to_json(
+            F.struct(*[p.cast("string").alias(n) for p, n in zip(parts, names, strict=True)])
+        )
+
+    differing = (
+        df.where(keyed)
+        .select(*[k.alias(n) for k, n in zip(keys, names, strict=True)], content.alias("_content"))
+        .groupBy(*names)
+        .agg((F.min("_content") != F.max("_content")).alias("_differs"))
+        .where("_differs")
+        .select(
+            F.xxhash64(*[F.col(n) for n in names]).alias("hash"),
+            key_text([F.col(n) for n in names]).alias("text"),
+        )
+        .limit(max_collected + 1)
+        .collect()  # bounded: at most max_collected + 1 short rows
+    )
+    if len(differing) > max_collected:
+        window = Window.partitionBy(*keys)
+        return df.withColumn(
+            flag, ~(keyed & (F.min(content).over(window) != F.max(content).over(window)))
+        )
+    if not differing:
+        return df.withColumn(flag, F.lit(True))
+    found = (
+        keyed
+        & F.xxhash64(*keys).isin([r["hash"] for r in differing])
+        & key_text(keys).isin([r["text"] for r in differing])
+    )
+    return df.withColumn(flag, ~found)
 
 
 def _with_earlier_conflict_flag(
