@@ -97,6 +97,7 @@ def test_cold_customer_gets_segment_popular_with_segments(
         "cooccurrence",
         "popular",
         "recent_popular",
+        "own_history",
         "segment_popular",
         "blend",
         "run",
@@ -152,7 +153,7 @@ def test_rules_metrics_model_and_report(spark: SparkSession, plain: dict) -> Non
         r["model"]: r["value"]
         for r in metrics.where((F.col("metric") == "ndcgAtK") & (F.col("k") == 3)).collect()
     }
-    components = ("als", "cooccurrence", "popular", "recent_popular")
+    components = ("als", "cooccurrence", "popular", "recent_popular", "own_history")
     assert set(tuned) == {*components, "blend"}
     assert tuned["blend"] >= max(tuned[c] for c in components)
     run = {r["metric"]: r["value"] for r in metrics.where(F.col("model") == "run").collect()}

@@ -33,7 +33,7 @@ from tests.support import make_config, run_stage
 REPLAY = date(1998, 1, 1)  # the fixture's history moved to end in 1997
 # Scored in ops/recommend_metrics on the time split (the segment-popular baseline has no
 # snapshot dated before it): ALS, the blend, its other components and the popular baseline.
-SCORED = {"als", "blend", "cooccurrence", "popular", "recent_popular"}
+SCORED = {"als", "blend", "cooccurrence", "popular", "recent_popular", "own_history"}
 
 
 class Records(logging.Handler):

@@ -222,26 +222,35 @@ class RulesConfig:
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class CooccurrenceConfig:
-    """SAR-style item-to-item scores: a customer's decayed affinities (the ALS confidences)
-    times the similarity of items bought or viewed by the same customers."""
+    """Item-to-item scores: a customer's decayed affinities (the ALS confidences) times the
+    similarity of items bought or viewed by the same customers (SAR-style), or their items
+    times EASE's learned item weights (`similarity: ease`)."""
 
     # Each customer's items with the largest affinity: bounds the self-join at
     # customers x max_history^2 pairs and the scoring at customers x max_history x neighbours.
     max_history: int
     neighbours: int  # top-M similar items kept per item (itself included)
     min_customers: int  # a pair of items counts when this many customers share it
-    similarity: Literal["jaccard", "lift", "count"]
+    similarity: Literal["jaccard", "lift", "count", "ease"]
+    # ease only: the ridge penalty, and the busiest items that get weights (the driver inverts
+    # a dense square of that side: 5,000 items take 200 MB and seconds, 20,000 over 3 GB).
+    ease_l2: float
+    ease_max_items: int
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class BlendConfig:
-    """A weighted sum of per-customer scaled scores of ALS, co-occurrence, popularity and
-    recent popularity; weights from a grid on the simplex, chosen on the tuning split."""
+    """A weighted sum of per-customer scaled scores of ALS, co-occurrence, popularity, recent
+    popularity and the customer's own history; weights from a grid on the simplex, chosen on
+    the tuning split."""
 
     enabled: bool
-    grid_step: float  # weights in multiples of this, summing to 1 (56 points)
+    grid_step: float  # weights in multiples of this, summing to 1 (126 points at 0.2)
     # Candidates per component after excluded items are dropped (at least the largest eval_k).
     pool: int
+    # The grid is judged on at most this many of the split's customers (a fixed hash sample):
+    # its cost grows with points x customers; the chosen blend is scored on all of them.
+    grid_customers: int
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)

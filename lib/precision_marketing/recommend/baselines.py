@@ -61,3 +61,20 @@ def latest_segments(segments: DataFrame, on_or_before: date) -> DataFrame:
         .where(F.col("_n") == 1)
         .select("customer_id", "segment_id")
     )
+
+
+def own_history(interactions: DataFrame, candidates: DataFrame) -> DataFrame:
+    """(customer_idx, own_history): every candidate item a customer interacted with, strongest
+    confidence first (ties to the smaller item id). Whatever the served lists exclude (bought
+    items, by default) drops out downstream, so what is left is what they viewed or carted and
+    did not buy: the retargeting list, strong where customers come back to what they browsed."""
+    eligible = interactions.join(
+        F.broadcast(candidates.select("item_idx")), "item_idx", "left_semi"
+    )
+    keyed = F.struct((-F.col("confidence")).alias("k"), F.col("item_idx").alias("item_idx"))
+    return eligible.groupBy("customer_idx").agg(
+        F.transform(
+            F.sort_array(F.collect_list(keyed)),
+            lambda x: F.struct(x["item_idx"].alias("item_idx"), (-x["k"]).alias("score")),
+        ).alias("own_history")
+    )

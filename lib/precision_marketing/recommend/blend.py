@@ -1,4 +1,5 @@
-"""A blend of ALS, co-occurrence and popularity priors, with weights chosen on the tuning split.
+"""A blend of ALS, co-occurrence, popularity priors and the customer's own history, with
+weights chosen on the tuning split.
 
 Each component gives a customer a candidate list, best first. Excluded items are dropped first,
 then each list is cut to `pool` entries and its scores are scaled per customer into (0, 1]: ALS
@@ -25,8 +26,9 @@ from precision_marketing.recommend.baselines import CANDIDATES
 from precision_marketing.recommend.serve import ALS, COOCCURRENCE, POPULAR
 
 RECENT_POPULAR = "recent_popular"
+OWN_HISTORY = "own_history"  # baselines.own_history
 # The blended lists, in the order of a weight vector; the priors are scaled by rank.
-COMPONENTS = (ALS, COOCCURRENCE, POPULAR, RECENT_POPULAR)
+COMPONENTS = (ALS, COOCCURRENCE, POPULAR, RECENT_POPULAR, OWN_HISTORY)
 BY_RANK = (POPULAR, RECENT_POPULAR)
 FEATURES = "_features"
 Weights = tuple[float, ...]
@@ -183,6 +185,14 @@ def grid_values(
         assert row is not None
         values += [float(row[f"p{n}"] or 0.0) for n in range(len(points))]
     return values
+
+
+def grid_sample(truth: DataFrame, customers: int, size: int) -> DataFrame:
+    """`size` of the `customers` rows of `truth` (all when they fit): the smallest hashes of
+    their ids, so the same data judges the grid on the same customers on every run."""
+    if customers <= size:
+        return truth
+    return truth.orderBy(F.xxhash64("customer_idx"), "customer_idx").limit(size)
 
 
 def choose(grid: Sequence[Weights], values: Sequence[float]) -> Weights:

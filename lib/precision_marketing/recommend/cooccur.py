@@ -8,6 +8,13 @@ raw count, over each customer's `max_history` strongest items. A customer's scor
 the sum over their items i of affinity(i) x similarity(i, j), over the `neighbours` most similar
 items of each i (an item is its own neighbour, as in SAR, so a viewed item scores too).
 
+`ease` learns the item-to-item weights instead (EASE, Steck 2019: a ridge regression of each
+item's column on all the others with a zero diagonal, solved in closed form from the same
+co-occurrence counts): weights may be negative, an item is not its own neighbour, a customer's
+items count once (no affinity), and each item keeps the `neighbours` largest weights by
+magnitude. The closed form inverts a dense items x items matrix on the driver, so it covers the
+`max_items` items most customers touched; the others get no co-occurrence score.
+
 Both caps keep the work bounded whatever the data: the self-join makes at most
 customers x max_history^2 pairs and the scoring customers x max_history x neighbours
 multiply-adds. The similarities are a model: a version saves them beside its ALS factors and
@@ -17,6 +24,7 @@ serves them until the next refit (recommend/job.py).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -31,12 +39,13 @@ from precision_marketing.recommend.baselines import CANDIDATES
 LISTS = f"customer_idx int, cooccurrence {CANDIDATES}"
 SIMILARITY = "item_idx int, similar_idx int, similarity double, customers long"
 
-Similarity = Literal["jaccard", "lift", "count"]
+Similarity = Literal["jaccard", "lift", "count", "ease"]
 
 
-def history(interactions: DataFrame, max_history: int) -> DataFrame:
+def history(interactions: DataFrame, max_history: int, binary: bool = False) -> DataFrame:
     """(customer_idx, item_idx, affinity): each customer's `max_history` items with the
-    largest confidence (ties to the smaller item id)."""
+    largest confidence (ties to the smaller item id); affinity is the confidence, or 1.0 when
+    `binary` (what EASE's weights were fitted on)."""
     strongest = Window.partitionBy("customer_idx").orderBy(
         F.col("confidence").desc(), F.col("item_idx")
     )
@@ -44,7 +53,7 @@ def history(interactions: DataFrame, max_history: int) -> DataFrame:
         interactions.select(
             "customer_idx",
             "item_idx",
-            F.col("confidence").alias("affinity"),
+            (F.lit(1.0) if binary else F.col("confidence")).alias("affinity"),
             F.row_number().over(strongest).alias("_n"),
         )
         .where(F.col("_n") <= max_history)
@@ -60,21 +69,35 @@ def _similarity(both: F.Column, n_i: F.Column, n_j: F.Column, kind: Similarity) 
     return both
 
 
-def item_similarity(
-    hist: DataFrame, kind: Similarity, min_customers: int, neighbours: int
-) -> DataFrame:
-    """(item_idx, similar_idx, similarity, customers): each item's `neighbours` most similar
-    items (itself included) among pairs that at least `min_customers` customers share; ties to
-    the smaller item id."""
+def pair_counts(hist: DataFrame, min_customers: int) -> DataFrame:
+    """(item_idx, similar_idx, customers): customers sharing each pair of items (an item with
+    itself included: its own count), pairs of at least `min_customers`."""
     pairs = hist.select("customer_idx", "item_idx")
-    counts = pairs.groupBy("item_idx").agg(F.count(F.lit(1)).cast("double").alias("n"))
     other = pairs.select("customer_idx", F.col("item_idx").alias("similar_idx"))
-    both = (
+    return (
         pairs.join(other, "customer_idx")
         .groupBy("item_idx", "similar_idx")
         .agg(F.count(F.lit(1)).alias("customers"))
         .where(F.col("customers") >= min_customers)
     )
+
+
+def item_similarity(
+    hist: DataFrame,
+    kind: Similarity,
+    min_customers: int,
+    neighbours: int,
+    ease: EaseParams | None = None,
+) -> DataFrame:
+    """(item_idx, similar_idx, similarity, customers): each item's `neighbours` most similar
+    items (itself included) among pairs that at least `min_customers` customers share; ties to
+    the smaller item id. `ease` weights need their `EaseParams`."""
+    if kind == "ease":
+        if ease is None:
+            raise ValueError("the ease similarity needs EaseParams (l2, max_items)")
+        return ease_weights(hist, ease, min_customers, neighbours)
+    both = pair_counts(hist, min_customers)
+    counts = hist.groupBy("item_idx").agg(F.count(F.lit(1)).cast("double").alias("n"))
     with_counts = both.join(counts, "item_idx").join(
         counts.select(F.col("item_idx").alias("similar_idx"), F.col("n").alias("n_j")),
         "similar_idx",
@@ -95,6 +118,56 @@ def item_similarity(
         .where(F.col("_n") <= neighbours)
         .drop("_n")
     )
+
+
+@dataclass(frozen=True)
+class EaseParams:
+    l2: float  # the ridge penalty added to every item's own count
+    max_items: int  # the items most customers touched that get weights (a dense square)
+
+
+def ease_weights(
+    hist: DataFrame, params: EaseParams, min_customers: int, neighbours: int
+) -> DataFrame:
+    """SIMILARITY rows of EASE's weights B = -P / diag(P), P = (G + l2 I)^-1, G the pair
+    counts among the `max_items` busiest items: each item's `neighbours` largest |B| (B's
+    diagonal is zero, so an item is not its own neighbour), rounded to 12 decimals so a refit
+    on the same data lists the same neighbours."""
+    spark = hist.sparkSession
+    busiest = (
+        hist.groupBy("item_idx")
+        .agg(F.count(F.lit(1)).alias("_customers"))
+        .orderBy(F.col("_customers").desc(), F.col("item_idx"))
+        .limit(params.max_items)
+        .select("item_idx")
+    )
+    kept = hist.join(F.broadcast(busiest), "item_idx")
+    # At most max_items^2 rows whatever the number of customers.
+    table = pair_counts(kept, min_customers).toArrow()
+    rows_i, rows_j = table["item_idx"].to_numpy(), table["similar_idx"].to_numpy()
+    items, at = np.unique(np.concatenate([rows_i, rows_j]), return_inverse=True)
+    n, k = len(items), min(neighbours, len(items) - 1)
+    if k < 1:
+        return spark.createDataFrame([], SIMILARITY)
+    counts = np.zeros((n, n))
+    counts[at[: len(rows_i)], at[len(rows_i) :]] = table["customers"].to_numpy()
+    inverse = np.linalg.inv(counts + params.l2 * np.eye(n))
+    weights = np.round(inverse / -np.diag(inverse), 12)
+    np.fill_diagonal(weights, 0.0)
+    nearest = np.argpartition(-np.abs(weights), k - 1, axis=1)[:, :k]
+    source = np.repeat(np.arange(n), k)
+    target = nearest.ravel()
+    value = weights[source, target]
+    kept_entries = value != 0.0
+    frame = pa.table(
+        {
+            "item_idx": pa.array(items[source[kept_entries]], pa.int32()),
+            "similar_idx": pa.array(items[target[kept_entries]], pa.int32()),
+            "similarity": pa.array(value[kept_entries], pa.float64()),
+            "customers": pa.array(counts[source, target][kept_entries].astype(np.int64)),
+        }
+    )
+    return spark.createDataFrame(frame, SIMILARITY)
 
 
 def similarity_matrix(similarity: DataFrame, candidates: DataFrame) -> sparse.csr_matrix:

@@ -360,7 +360,10 @@ def saved_weights(spark: SparkSession, model_dir: str) -> blend.Weights | None:
     assert row is not None
     facts = json.loads(row[0]).get("run", {})
     found = [facts.get(f"blend_weight_{name}") for name in blend.COMPONENTS]
-    return None if any(w is None for w in found) else tuple(float(w) for w in found)
+    if all(w is None for w in found):
+        return None
+    # A component added after the version was saved had no weight in it.
+    return tuple(float(w or 0.0) for w in found)
 
 
 def registry_row(r: Run, tuned: Tuned) -> registry.Version:
@@ -540,11 +543,10 @@ def cooccurrence_lists(
     """(customer_idx, cooccurrence): co-occurrence candidates over active items, for
     `customers` only when given; the item similarities of `interactions` unless given (a
     saved version's)."""
-    cc = r.cfg.cooccurrence
-    hist = cooccur.history(interactions, cc.max_history)
+    hist = scoring_history(r, interactions)
     if similarity is None:
         hist = r.keep(hist)  # read twice: the similarities and the scores
-        similarity = cooccur.item_similarity(hist, cc.similarity, cc.min_customers, cc.neighbours)
+        similarity = item_similarity(r, hist)
     scored = hist if customers is None else hist.join(customers, "customer_idx", "left_semi")
     return cooccur.candidate_lists(scored, similarity, r.active_items.select("item_idx"), depth)
 
@@ -552,11 +554,21 @@ def cooccurrence_lists(
 def save_similarity(r: Run, model_dir: str) -> None:
     """The item similarities of the run date's interactions, saved with the version: between
     refits the version serves them with each day's histories, as it serves its ALS factors."""
+    item_similarity(r, scoring_history(r, r.current)).write.mode("overwrite").parquet(
+        f"{model_dir}/{SIMILARITY}"
+    )
+
+
+def scoring_history(r: Run, interactions: DataFrame) -> DataFrame:
+    """Each customer's strongest items, weighted as the configured similarity expects."""
     cc = r.cfg.cooccurrence
-    hist = cooccur.history(r.current, cc.max_history)
-    cooccur.item_similarity(hist, cc.similarity, cc.min_customers, cc.neighbours).write.mode(
-        "overwrite"
-    ).parquet(f"{model_dir}/{SIMILARITY}")
+    return cooccur.history(interactions, cc.max_history, binary=cc.similarity == "ease")
+
+
+def item_similarity(r: Run, hist: DataFrame) -> DataFrame:
+    cc = r.cfg.cooccurrence
+    ease = cooccur.EaseParams(cc.ease_l2, cc.ease_max_items)
+    return cooccur.item_similarity(hist, cc.similarity, cc.min_customers, cc.neighbours, ease)
 
 
 def saved_similarity(r: Run, model_dir: str) -> DataFrame | None:
@@ -691,6 +703,7 @@ def tune(
     frame = (
         als_lists[best]
         .join(co, "customer_idx", "left")
+        .join(baselines.own_history(train, every_item), "customer_idx", "left")
         .crossJoin(F.broadcast(popular))
         .crossJoin(F.broadcast(recent_top))
     )
@@ -714,17 +727,28 @@ def tune(
             ),
         )
     ]
+    results += [
+        (None, m)
+        for m in score(
+            blend.OWN_HISTORY,
+            frame.select(
+                "customer_idx", "excluded", F.col(blend.OWN_HISTORY).alias(serve.ALS), "popular"
+            ),
+        )
+    ]
     with step(log, "recommend tune blend") as s:
         points = blend.simplex(cfg.blend.grid_step)
-        values = blend.grid_values(frame, truth, points, cfg.tuning_metric, k_tune)
+        judged_by_grid = min(split.customers, cfg.blend.grid_customers)
+        sample = blend.grid_sample(truth, split.customers, judged_by_grid)
+        values = blend.grid_values(frame, sample, points, cfg.tuning_metric, k_tune)
         weights = blend.choose(points, values)
-        s.rows(grid_points=len(points))
+        s.rows(grid_points=len(points), customers=judged_by_grid)
     log.info(
-        "recommend blend chose %s (%s %.4f; ALS alone %.4f)",
+        "recommend blend chose %s (%s %.4f on %d customers)",
         dict(zip(blend.COMPONENTS, weights, strict=True)),
         cfg.tuning_metric,
         max(values),
-        tuned_value(serve.ALS, best),
+        judged_by_grid,
     )
     for name, w in zip(blend.COMPONENTS, weights, strict=True):
         r.facts[f"blend_weight_{name}"] = w
@@ -821,8 +845,10 @@ def with_blend(
     recent = baselines.popular(
         r.interactions(r.ctx.run_date, r.cfg.popular_days), r.active_items, depth
     )
-    with_lists = frame.join(co, "customer_idx", "left").crossJoin(
-        F.broadcast(recent.select(F.col("items").alias(blend.RECENT_POPULAR)))
+    with_lists = (
+        frame.join(co, "customer_idx", "left")
+        .join(baselines.own_history(r.current, r.active_items), "customer_idx", "left")
+        .crossJoin(F.broadcast(recent.select(F.col("items").alias(blend.RECENT_POPULAR))))
     )
     known = F.col(serve.ALS).isNotNull() | F.col(serve.COOCCURRENCE).isNotNull()
     return (
@@ -831,7 +857,9 @@ def with_blend(
             serve.BLEND,
             F.when(known, blend.blended(F.col(blend.FEATURES), weights)),
         )
-        .drop(serve.ALS, serve.COOCCURRENCE, blend.RECENT_POPULAR, blend.FEATURES)
+        .drop(
+            serve.ALS, serve.COOCCURRENCE, blend.RECENT_POPULAR, blend.OWN_HISTORY, blend.FEATURES
+        )
     )
 
 
