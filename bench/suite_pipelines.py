@@ -24,7 +24,7 @@ from pyspark.sql import SparkSession
 
 from precision_marketing.config import Config
 from precision_marketing.spark import build_session
-from tests.pipeline_fixture import PIPELINE_ORDER
+from tests.pipeline_fixture import warehouse_config
 from tests.real_shaped_fixture import ALL_STEPS, CASES, FIXTURES
 from tests.support import RUN_DATE, SESSION_JAVA_OPTIONS, make_config, run_stage
 
@@ -46,10 +46,7 @@ def pipeline_config(name: str, root: Path, java_options: str) -> Config:
     """The config a test process gives the case's pipeline; a real-shaped case's landing is
     copied under `root`."""
     if name == GENERATED:
-        steps = ",".join(PIPELINE_ORDER)
-        return make_config(
-            root, f"pipeline.steps=[{steps}]", "validate.data_docs=true", java_options
-        )
+        return warehouse_config(root, java_options)
     case = CASES[name]
     shutil.copytree(FIXTURES / name, root / "landing")
     return make_config(

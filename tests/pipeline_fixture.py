@@ -47,11 +47,18 @@ def shared_by(nodeid: str) -> str | None:
     return "pipeline_warehouse" if nodeid.split("::")[0].endswith(USED_BY) else None
 
 
+def warehouse_config(root: Path, *overrides: str) -> Config:
+    """The warehouse's config under `root`: every stage, Data Docs on (bench.suite_pipelines
+    times the same pipeline)."""
+    steps = ",".join(PIPELINE_ORDER)
+    return make_config(root, f"pipeline.steps=[{steps}]", "validate.data_docs=true", *overrides)
+
+
 def pipeline_warehouse(spark: SparkSession, factory: pytest.TempPathFactory) -> Warehouse:
     if "warehouse" not in _built:
         root: Path = factory.mktemp("pipeline_warehouse")
         steps = list(PIPELINE_ORDER)
-        config = make_config(root, f"pipeline.steps=[{','.join(steps)}]", "validate.data_docs=true")
+        config = warehouse_config(root)
         run_stage(spark, config, "generate", RUN_DATE)
         printed = io.StringIO()
         with redirect_stdout(printed):
