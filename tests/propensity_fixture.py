@@ -111,7 +111,6 @@ def write_silver(spark: SparkSession, config: Config) -> None:
 # (tests/conftest.py), which fits once and copies the warehouse for each of them.
 USED_BY = ("test_propensity_job.py", "test_registry.py")
 
-FITTING = ("features.lda.max_iter=3",)  # a tiny LDA: interests are not what is tested here
 _first_fit: dict[str, Path] = {}
 
 
@@ -123,7 +122,7 @@ def shared_by(nodeid: str) -> str | None:
 def fitted(
     spark: SparkSession, factory: pytest.TempPathFactory, name: str, *overrides: str
 ) -> Config:
-    """A test config on a new directory (FITTING, then `overrides`), this world in silver, and
+    """A test config on a new directory (with `overrides`), this world in silver, and
     one propensity run for the run date.
 
     Overrides that leave the fit as it is (models.NOT_FITTED: cadence, tolerance) get a copy of
@@ -131,13 +130,13 @@ def fitted(
     here); the model's params.json names its inputs by path, the first fit's, until a rerun.
     """
     directory = factory.mktemp(name)
-    config = make_config(directory, *FITTING, *overrides)
+    config = make_config(directory, *overrides)
     if not all(_leaves_the_fit(o) for o in overrides):
         _fit(spark, config)
         return config
     if "root" not in _first_fit:
         root = factory.mktemp("propensity_first_fit")
-        _fit(spark, make_config(root, *FITTING))
+        _fit(spark, make_config(root))
         _first_fit["root"] = root
     shutil.copytree(_first_fit["root"] / "warehouse", directory / "warehouse")
     return config
